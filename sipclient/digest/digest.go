@@ -3,11 +3,31 @@
 // (AKAv2-MD5): challenge parsing, nonce decoding, response computation, and
 // the Authorization header, for both the UE and the lab S-CSCF.
 //
-// This file pins the exported API; bodies marked TODO(digest) are filled in by
-// the digest work.
+// The UE side of one IMS AKA round is:
+//
+//	ch, err := digest.ParseChallenge(wwwAuthenticate)
+//	v, err := ch.Variant()                     // AKAv1 or AKAv2 (or MD5)
+//	rand, autn, err := digest.AKANonce(ch.Nonce)
+//	res, ck, ik := <isim.Authenticator.Authenticate(rand, autn)>
+//	password := res                            // AKAv1; AKAv2: digest.AKAv2Password(res, ik, ck)
+//	qop, err := ch.SelectQOP(digest.QOPAuth)
+//	a, err := ch.Answer(digest.Credentials{Username: impi, Method: "REGISTER",
+//		URI: "sip:" + domain, Password: password, QOP: qop, NC: 1, CNonce: digest.NewCNonce()})
+//	req.AppendHeader("Authorization", a.String())
+//
+// The S-CSCF side builds a Challenge (EncodeAKANonce for the nonce), formats it
+// with String, and checks the answer with ParseAuthorization and Verify.
+//
+// Only MD5 digests are implemented, without "-sess": that is what IMS AKA
+// uses. SHA-256 (RFC 7616, RFC 8760) and the -sess variants are reported as
+// ErrUnsupported.
 package digest
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Algorithm names as they appear in the algorithm parameter.
 const (
@@ -16,72 +36,66 @@ const (
 	AKAv2MD5 = "AKAv2-MD5"
 )
 
+// Quality-of-protection values (RFC 2617 §3.2.1).
+const (
+	QOPAuth    = "auth"
+	QOPAuthInt = "auth-int"
+)
+
 // ErrMalformed wraps every parse error; the message names the parameter.
 var ErrMalformed = errors.New("digest: malformed header")
 
 // ErrUnsupported: an algorithm or qop the client cannot answer.
 var ErrUnsupported = errors.New("digest: unsupported")
 
-var errTODO = errors.New("digest: not implemented yet")
+// ErrMismatch reports that an Authorization does not answer the challenge it
+// claims to answer, or that its response is wrong: the S-CSCF's 403.
+var ErrMismatch = errors.New("digest: authorization does not match")
 
-// Challenge is a parsed WWW-Authenticate (or Proxy-Authenticate) value.
-type Challenge struct {
-	Realm     string
-	Nonce     string
-	Algorithm string   // as received; "" means MD5
-	QOP       []string // from qop="auth,auth-int"; empty when absent
-	Opaque    string
-	HasOpaque bool
-	Stale     bool
-	// CK and IK are the hex ck/ik parameters an S-CSCF adds for the P-CSCF
-	// (stripped before the UE sees the 401); empty when absent.
-	CK, IK string
+// Variant is the algorithm family of a challenge: what the password is made
+// of. The digest computation itself is MD5 for all three.
+type Variant uint8
+
+// The variants this package answers.
+const (
+	VariantMD5   Variant = iota + 1 // RFC 2617: a shared password
+	VariantAKAv1                    // RFC 3310: password = RES octets
+	VariantAKAv2                    // RFC 4169: password = AKAv2Password(RES, IK, CK)
+)
+
+// String returns the algorithm parameter value for v.
+func (v Variant) String() string {
+	switch v {
+	case VariantMD5:
+		return MD5
+	case VariantAKAv1:
+		return AKAv1MD5
+	case VariantAKAv2:
+		return AKAv2MD5
+	}
+	return fmt.Sprintf("Variant(%d)", uint8(v))
 }
 
-// ParseChallenge parses a WWW-Authenticate value ("Digest k=v, ...").
-func ParseChallenge(value string) (*Challenge, error) { return nil, errTODO } // TODO(digest)
+// AKA reports whether v runs AKA (needs RAND and AUTN from the nonce).
+func (v Variant) AKA() bool { return v == VariantAKAv1 || v == VariantAKAv2 }
 
-// String formats the challenge as a header value (quoting per RFC 2617).
-func (c *Challenge) String() string { return "" } // TODO(digest)
-
-// AKANonce splits an AKA nonce: base64(RAND ‖ AUTN ‖ server data).
-func AKANonce(nonce string) (rand, autn [16]byte, err error) { return rand, autn, errTODO } // TODO(digest)
-
-// EncodeAKANonce is the network side: base64(RAND ‖ AUTN ‖ extra).
-func EncodeAKANonce(rand, autn [16]byte, extra []byte) string { return "" } // TODO(digest)
-
-// AKAv2Password is base64(HMAC-MD5(key = RES ‖ IK ‖ CK, "http-digest-akav2-password")).
-func AKAv2Password(res []byte, ik, ck [16]byte) []byte { return nil } // TODO(digest)
-
-// Credentials are the inputs of one response computation.
-type Credentials struct {
-	Username string
-	Realm    string
-	Password []byte // AKAv1: RES bytes; AKAv2: AKAv2Password; MD5: the password; empty for AUTS/MAC failure
-	Method   string
-	URI      string
-	Nonce    string
-	QOP      string // "", "auth" or "auth-int"
-	NC       uint32
-	CNonce   string
-	Body     []byte // for auth-int
+// ParseVariant maps an algorithm parameter value to its Variant. The
+// comparison is case-insensitive (RFC 2617 tokens; some cores send
+// "akav1-md5"); an absent algorithm ("") means MD5 (RFC 2617 §3.2.1).
+func ParseVariant(algorithm string) (Variant, error) {
+	switch {
+	case algorithm == "", strings.EqualFold(algorithm, MD5):
+		return VariantMD5, nil
+	case strings.EqualFold(algorithm, AKAv1MD5):
+		return VariantAKAv1, nil
+	case strings.EqualFold(algorithm, AKAv2MD5):
+		return VariantAKAv2, nil
+	}
+	return 0, fmt.Errorf("%w: algorithm %q", ErrUnsupported, algorithm)
 }
 
-// Response computes the RFC 2617 request-digest (lowercase hex).
-func Response(c Credentials) string { return "" } // TODO(digest)
-
-// Authorization is a parsed or to-be-formatted Authorization value.
-type Authorization struct {
-	Username, Realm, Nonce, URI, Response, Algorithm string
-	CNonce, QOP, Opaque                              string
-	NC                                               uint32
-	HasOpaque                                        bool
-	AUTS                                             string // base64, sync failure only
-	HasAUTS                                          bool
+// supportedQOP reports whether qop is one Response can compute: "" (none),
+// auth or auth-int, compared case-insensitively.
+func supportedQOP(qop string) bool {
+	return qop == "" || strings.EqualFold(qop, QOPAuth) || strings.EqualFold(qop, QOPAuthInt)
 }
-
-// String formats the value ("Digest username=..., ..."); nc is 8 hex digits.
-func (a *Authorization) String() string { return "" } // TODO(digest)
-
-// ParseAuthorization parses an Authorization value (for the lab S-CSCF).
-func ParseAuthorization(value string) (*Authorization, error) { return nil, errTODO } // TODO(digest)

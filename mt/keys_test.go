@@ -1,0 +1,134 @@
+package mt
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/imsue/imsue/ipsec"
+)
+
+// loadCKIK reads CK and IK of the named vector in testdata/digest_vectors.json
+// (a copy of ../shared/spec/digest_vectors.json).
+func loadCKIK(t *testing.T, name string) (ck, ik [16]byte) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/digest_vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Vectors []struct{ Name, CK, IK string }
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range f.Vectors {
+		if v.Name != name {
+			continue
+		}
+		c, err1 := hex.DecodeString(v.CK)
+		i, err2 := hex.DecodeString(v.IK)
+		if err1 != nil || err2 != nil || len(c) != 16 || len(i) != 16 {
+			t.Fatalf("vector %q: bad CK/IK", name)
+		}
+		return [16]byte(c), [16]byte(i)
+	}
+	t.Fatalf("vector %q not in testdata", name)
+	return
+}
+
+func TestExpandKeys(t *testing.T) {
+	// MILENAGE test set 19 (TS 35.208): CK = 5349fbe0 98649f94 8f5d2e97 3a81c00f,
+	// IK = 9744871a d32bf9bb d1dd5ce5 4e3e2e5a. The expected keys below are
+	// written out by hand from the Annex I definitions.
+	ck, ik := loadCKIK(t, "DERIVED AKAv1-MD5 qop=auth from MILENAGE test set 19")
+	// The XOR-algorithm vector has CK and IK that differ in every byte
+	// position from a shifted copy, which makes a swapped half visible.
+	xck, xik := loadCKIK(t, "AKAv1-MD5, 3GPP XOR test algorithm (TS 34.108 8.1.2), RAND=0")
+	tests := []struct {
+		name         string
+		ck, ik       [16]byte
+		alg          ipsec.Auth
+		ealg         ipsec.Enc
+		wantA, wantE string
+	}{
+		{"md5/null", ck, ik, ipsec.AuthHMACMD596, ipsec.EncNull,
+			"9744871ad32bf9bbd1dd5ce54e3e2e5a", ""},
+		{"sha1/null: IK || 00000000", ck, ik, ipsec.AuthHMACSHA196, ipsec.EncNull,
+			"9744871ad32bf9bbd1dd5ce54e3e2e5a" + "00000000", ""},
+		{"md5/aes-cbc: CK", ck, ik, ipsec.AuthHMACMD596, ipsec.EncAESCBC,
+			"9744871ad32bf9bbd1dd5ce54e3e2e5a", "5349fbe098649f948f5d2e973a81c00f"},
+		{"sha1/des-ede3-cbc: CK1 || CK2 || CK1", ck, ik, ipsec.AuthHMACSHA196, ipsec.EncDES3EDECBC,
+			"9744871ad32bf9bbd1dd5ce54e3e2e5a00000000",
+			"5349fbe098649f94" + "8f5d2e973a81c00f" + "5349fbe098649f94"},
+		{"absent ealg is null", ck, ik, ipsec.AuthHMACMD596, "",
+			"9744871ad32bf9bbd1dd5ce54e3e2e5a", ""},
+		{"XOR vector des-ede3-cbc", xck, xik, ipsec.AuthHMACMD596, ipsec.EncDES3EDECBC,
+			"02030405060708090a0b0c0d0e0f0001",
+			"0102030405060708" + "090a0b0c0d0e0f00" + "0102030405060708"},
+		{"XOR vector sha1/aes-cbc", xck, xik, ipsec.AuthHMACSHA196, ipsec.EncAESCBC,
+			"02030405060708090a0b0c0d0e0f0001" + "00000000",
+			"0102030405060708090a0b0c0d0e0f00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, e, err := ExpandKeys(tt.alg, tt.ealg, tt.ck, tt.ik)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hex.EncodeToString(a); got != tt.wantA {
+				t.Errorf("auth key = %s, want %s", got, tt.wantA)
+			}
+			if got := hex.EncodeToString(e); got != tt.wantE {
+				t.Errorf("enc key = %s, want %s", got, tt.wantE)
+			}
+			if tt.wantE == "" && e != nil {
+				t.Errorf("enc key for null is %v, want nil", e)
+			}
+			// The keys are copies: changing them leaves CK and IK alone.
+			for i := range a {
+				a[i] ^= 0xff
+			}
+			for i := range e {
+				e[i] ^= 0xff
+			}
+			a2, e2, _ := ExpandKeys(tt.alg, tt.ealg, tt.ck, tt.ik)
+			if hex.EncodeToString(a2) != tt.wantA || hex.EncodeToString(e2) != tt.wantE {
+				t.Error("returned keys alias CK or IK")
+			}
+		})
+	}
+}
+
+func TestExpandKeysUnsupported(t *testing.T) {
+	var ck, ik [16]byte
+	for i := range ck {
+		ck[i], ik[i] = 0xc0|byte(i), 0x10|byte(i)
+	}
+	for _, tt := range []struct {
+		alg  ipsec.Auth
+		ealg ipsec.Enc
+		name string
+	}{
+		{"aes-gmac", ipsec.EncNull, "aes-gmac"},
+		{"null", "aes-gcm", `"null"`},
+		{ipsec.AuthHMACMD596, "aes-gcm", "aes-gcm"},
+		{ipsec.AuthHMACMD596, "AES-CBC", "AES-CBC"},
+		{"", ipsec.EncNull, `alg ""`},
+	} {
+		_, _, err := ExpandKeys(tt.alg, tt.ealg, ck, ik)
+		if !errors.Is(err, ErrUnsupportedAlgorithm) {
+			t.Fatalf("ExpandKeys(%q, %q) error = %v, want ErrUnsupportedAlgorithm", tt.alg, tt.ealg, err)
+		}
+		if !strings.Contains(err.Error(), tt.name) {
+			t.Errorf("error %q does not name %s", err, tt.name)
+		}
+		// No key material in errors.
+		if s := err.Error(); strings.Contains(s, "c0c1") || strings.Contains(s, "1011") {
+			t.Errorf("error %q leaks key bytes", s)
+		}
+	}
+}

@@ -1,0 +1,397 @@
+package imscore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsue/imsue/ipsec"
+	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipclient/digest"
+)
+
+// ErrNotRegistered is returned by Deregister and Reauthenticate for a public
+// identity that has no active registration.
+var ErrNotRegistered = errors.New("imscore: public identity not registered")
+
+// ErrClosed is returned by the methods of a closed Core.
+var ErrClosed = errors.New("imscore: core closed")
+
+// Core is a running lab IMS core: the P-CSCF, S-CSCF and HSS roles of one
+// home network collapsed into one process. The roles keep the interfaces a
+// real deployment has between them: the P-CSCF does sec-agree and the SAs
+// and decides what reaches the S-CSCF, the S-CSCF authenticates and
+// registers with vectors from the HSS, and the P-CSCF alone knows CK and IK
+// and strips them (unless CKIKInChallenge).
+type Core struct {
+	cfg    Config
+	log    *slog.Logger
+	parser *sip.Parser
+	hss    *hss
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	bindIP netip.Addr // Config.Addr's IP (may be unspecified)
+	unprot *endpoint  // Config.Addr
+	server *endpoint  // port_ps
+
+	// mu guards the registrar and security-association state below.
+	mu       sync.Mutex
+	closed   bool
+	epoch    uint64                     // bumped by Restart: timers of an older epoch do nothing
+	bindings map[string]*binding        // by bindingKey
+	sets     map[uint64]*secSet         // every installed SA set
+	byFlow   map[netip.AddrPort]*secSet // (UE IP, port_uc) → the set protected requests arrive over
+	subs     map[string]*subscription   // reg-event subscriptions by dialog
+	notifyWG sync.WaitGroup             // NOTIFY transactions in flight
+
+	txMu  sync.Mutex
+	srvTx map[string]*serverTx
+	cliTx map[string]*clientTx
+
+	connMu sync.Mutex
+	conns  map[*tcpConn]struct{} // nil once closed
+
+	stats counters
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start binds the P-CSCF's unprotected port (UDP and TCP) and its protected
+// server port, and serves until Close or until ctx is done.
+func Start(ctx context.Context, cfg Config) (*Core, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	c := &Core{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		parser:   sip.NewParser(),
+		hss:      newHSS(cfg.Subscribers),
+		ctx:      cctx,
+		cancel:   cancel,
+		bindIP:   cfg.Addr.Addr(),
+		bindings: map[string]*binding{},
+		sets:     map[uint64]*secSet{},
+		byFlow:   map[netip.AddrPort]*secSet{},
+		subs:     map[string]*subscription{},
+		srvTx:    map[string]*serverTx{},
+		cliTx:    map[string]*clientTx{},
+		conns:    map[*tcpConn]struct{}{},
+	}
+	c.unprot, err = bindEndpoint(c.bindIP, cfg.Addr.Port(), roleUnprotected)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("imscore: P-CSCF unprotected port: %w", err)
+	}
+	if cfg.isAKA() && !cfg.CKIKInChallenge {
+		c.server, err = bindEndpoint(c.bindIP, cfg.PortPS, roleServer)
+		if err != nil {
+			c.unprot.close()
+			cancel()
+			return nil, fmt.Errorf("imscore: P-CSCF protected server port (port_ps): %w", err)
+		}
+		c.serve(c.server)
+	}
+	c.serve(c.unprot)
+	go func() {
+		<-cctx.Done()
+		c.Close()
+	}()
+	c.log.Info("lab IMS core started", "addr", c.Addr(), "port_ps", c.PortPS(), "domain", cfg.Domain,
+		"algorithm", cfg.Algorithm, "qop", cfg.QOP, "ipsec", cfg.IPsec.Name(), "subscribers", len(cfg.Subscribers))
+	return c, nil
+}
+
+// Addr returns the bound unprotected address (UDP and TCP).
+func (c *Core) Addr() netip.AddrPort { return c.unprot.addr }
+
+// PortPS returns the protected server port, or 0 when the core does no
+// sec-agree (MD5 or CKIKInChallenge).
+func (c *Core) PortPS() uint16 {
+	if c.server == nil {
+		return 0
+	}
+	return c.server.addr.Port()
+}
+
+// Close stops serving, removes every SA set the core installed and waits
+// for its goroutines. It does not close Config.IPsec. Close is idempotent.
+func (c *Core) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Core) close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.epoch++
+	err := c.resetLocked("core closed")
+	c.mu.Unlock()
+
+	c.cancel()
+	c.unprot.close()
+	if c.server != nil {
+		c.server.close()
+	}
+	c.connMu.Lock()
+	conns := c.conns
+	c.conns = nil
+	c.connMu.Unlock()
+	for tc := range conns {
+		tc.c.Close()
+	}
+	c.notifyWG.Wait()
+	c.wg.Wait()
+	c.log.Info("lab IMS core stopped")
+	return err
+}
+
+// Restart simulates a P-CSCF restart: every registration, subscription,
+// pending challenge and SA set is dropped while the ports keep listening.
+// A UE must re-register from scratch; until then its protected requests
+// match no SA set and are discarded. The HSS keeps its SQNs.
+func (c *Core) Restart() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.epoch++
+	err := c.resetLocked("P-CSCF restart")
+	c.txMu.Lock()
+	clear(c.srvTx)
+	c.txMu.Unlock()
+	c.stats.restarts.Add(1)
+	c.log.Info("P-CSCF restarted: all registrations and SAs dropped")
+	return err
+}
+
+// resetLocked drops every binding, subscription and SA set.
+func (c *Core) resetLocked(why string) error {
+	var errs []error
+	for _, b := range c.bindings {
+		b.stopTimers()
+	}
+	for _, s := range c.subs {
+		s.stop()
+	}
+	ids := make([]uint64, 0, len(c.sets))
+	for id := range c.sets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := c.dropSetLocked(c.sets[id], why); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	clear(c.bindings)
+	clear(c.subs)
+	return errors.Join(errs...)
+}
+
+// localFor returns the core's own address towards ue: Config.Addr's IP, or
+// when that is unspecified the source address the kernel would route from.
+func (c *Core) localFor(ue netip.Addr) netip.Addr {
+	if !c.bindIP.IsUnspecified() {
+		return c.bindIP
+	}
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ue, 9)))
+	if err != nil {
+		return c.bindIP
+	}
+	defer conn.Close()
+	a := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	return a
+}
+
+// ---- state -------------------------------------------------------------
+
+// bindState is the S-CSCF's state of one contact binding.
+type bindState uint8
+
+const (
+	statePending    bindState = iota + 1 // challenged, never registered yet
+	stateRegistered                      // registered (possibly with a re-authentication in progress)
+)
+
+func (s bindState) String() string {
+	switch s {
+	case statePending:
+		return "pending"
+	case stateRegistered:
+		return "registered"
+	}
+	return "unknown"
+}
+
+// binding is one registered (or being registered) contact of a subscriber,
+// with the SA sets the P-CSCF keeps for it.
+type binding struct {
+	key        string
+	sub        Subscriber // identities only are used
+	contact    *sip.ContactHeader
+	ue         netip.AddrPort // the UE's IP and port_us (its Contact address)
+	transport  string
+	state      bindState
+	expires    time.Time
+	granted    time.Duration
+	event      string // the last reginfo contact event (registered, refreshed, shortened)
+	contactID  string
+	chal       *challenge
+	path       []string
+	cur        *secSet        // established: carries the UE's traffic
+	next       *secSet        // temporary: from the last 401, awaiting the protected REGISTER
+	old        *secSet        // the previous established set, until the new one carries traffic
+	flow       netip.AddrPort // MD5: where the REGISTER came from (its flow)
+	expTimer   *time.Timer
+	authTimer  *time.Timer
+	registered time.Time
+}
+
+func (b *binding) stopTimers() {
+	if b.expTimer != nil {
+		b.expTimer.Stop()
+	}
+	if b.authTimer != nil {
+		b.authTimer.Stop()
+	}
+}
+
+// challenge is one outstanding digest challenge of the S-CSCF.
+type challenge struct {
+	dc  digest.Challenge // as sent (without ck and ik)
+	vec vector           // AKA only
+	set *secSet          // the temporary SA set created with it
+}
+
+// setState is the P-CSCF's state of one SA set (TS 33.203 §7.4).
+type setState uint8
+
+const (
+	setTemporary setState = iota + 1
+	setEstablished
+	setOld
+)
+
+func (s setState) String() string {
+	switch s {
+	case setTemporary:
+		return "temporary"
+	case setEstablished:
+		return "established"
+	case setOld:
+		return "old"
+	}
+	return "unknown"
+}
+
+// secSet is one security agreement with a UE and the mirror SA set the
+// P-CSCF installed for it.
+type secSet struct {
+	id          uint64
+	state       setState
+	b           *binding
+	ue, local   netip.Addr
+	transport   string
+	mech        mt.Mechanism   // the entry the UE is expected to choose, with the P-CSCF's parameters
+	client      mt.Params      // the UE's spi_uc, spi_us, port_uc, port_us
+	server      mt.Params      // the P-CSCF's spi_pc, spi_ps, port_pc, port_ps
+	clientMechs []mt.Mechanism // the Security-Client that created the set
+	serverMechs []mt.Mechanism // the Security-Server the P-CSCF sent
+	sa          *ipsec.SASet
+	pc          *endpoint // port_pc
+	tcpOut      *tcpConn  // TCP connection dialled from port_pc, for requests to the UE
+	expires     time.Time // established: registration expiry + 30 s (TS 33.203 §7.1)
+	timer       *time.Timer
+	removed     bool
+}
+
+func (s *secSet) flow() netip.AddrPort { return netip.AddrPortFrom(s.ue, s.client.PortC) }
+
+// toUE is the route for the P-CSCF's UDP messages to the UE over this set:
+// port_pc → port_us.
+func (s *secSet) toUE() route {
+	return route{transport: "UDP", ep: s.pc, dst: netip.AddrPortFrom(s.ue, s.client.PortS)}
+}
+
+// bindingKey identifies a binding: the private identity and the contact's
+// host and port.
+func bindingKey(impi string, contact sip.Uri) string {
+	return strings.ToLower(impi) + "\x00" + strings.ToLower(contact.Host) + ":" + fmt.Sprint(contact.Port)
+}
+
+// after runs f under c.mu after d, unless the core restarted or closed
+// meanwhile.
+func (c *Core) after(d time.Duration, f func()) *time.Timer {
+	epoch := c.epoch
+	return time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed || c.epoch != epoch {
+			return
+		}
+		f()
+	})
+}
+
+// checkInvariants verifies the P-CSCF's bookkeeping (for tests and fuzzing):
+// every live SA set belongs to a binding in the slot its state names and is
+// the set of its flow, and every binding's sets are live.
+func (c *Core) checkInvariants() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, s := range c.sets {
+		switch {
+		case s.removed:
+			return fmt.Errorf("set %d: removed but still listed", id)
+		case s.b == nil:
+			return fmt.Errorf("set %d: no binding", id)
+		case c.byFlow[s.flow()] != s:
+			return fmt.Errorf("set %d: not the set of its flow %v", id, s.flow())
+		}
+		var slot *secSet
+		switch s.state {
+		case setTemporary:
+			slot = s.b.next
+		case setEstablished:
+			slot = s.b.cur
+		case setOld:
+			slot = s.b.old
+		}
+		if slot != s {
+			return fmt.Errorf("set %d (%v): not in its binding's %v slot", id, s.state, s.state)
+		}
+	}
+	for flow, s := range c.byFlow {
+		if c.sets[s.id] != s {
+			return fmt.Errorf("flow %v: set %d is not live", flow, s.id)
+		}
+	}
+	for key, b := range c.bindings {
+		for _, s := range []*secSet{b.cur, b.next, b.old} {
+			if s != nil && c.sets[s.id] != s {
+				return fmt.Errorf("binding %q: set %d is not live", key, s.id)
+			}
+		}
+		if b.state == statePending && b.cur != nil {
+			return fmt.Errorf("binding %q: pending with an established set", key)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package sipclient
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/imsue/imsue/ipsec"
+	"github.com/imsue/imsue/isim"
+)
+
+// Defaults. DefaultPort is the unprotected SIP port: Kamailio's P-CSCF
+// accepts an initial REGISTER only from it (see the package doc).
+const (
+	DefaultPort         = 5060
+	DefaultExpires      = 600000 * time.Second // what commercial UEs request
+	DefaultDeregTimeout = 4 * time.Second
+	DefaultT1           = 500 * time.Millisecond // RFC 3261 §17.1.1.1
+	DefaultMaxUDPSize   = 1300                   // RFC 3261 §18.1.1, path MTU unknown
+	// AnyPort asks for an ephemeral unprotected port (Config.LocalPort).
+	AnyPort = -1
+)
+
+// DefaultAlgs and DefaultEAlgs are offered when Config.Algs or EAlgs is
+// empty, in preference order. Together they make four Security-Client
+// entries, which real P-CSCFs (Kamailio 5.6 included) accept.
+var (
+	DefaultAlgs  = []ipsec.Auth{ipsec.AuthHMACSHA196, ipsec.AuthHMACMD596}
+	DefaultEAlgs = []ipsec.Enc{ipsec.EncAESCBC, ipsec.EncNull}
+)
+
+// Config is what a Client needs. Auth and PCSCF are required; every other
+// zero field takes the documented default.
+type Config struct {
+	// Auth answers the AKA challenges (software ISIM, card, or a test
+	// double). The Client does not close it.
+	Auth isim.Authenticator
+	// Identity overrides Auth.Identity (e.g. an IMPU from the profile).
+	Identity *isim.Identity
+
+	// PCSCF is the P-CSCF's unprotected address; port 0 means 5060.
+	PCSCF netip.AddrPort
+	// LocalIP is the UE address; zero means the source address the kernel
+	// routes towards PCSCF.
+	LocalIP netip.Addr
+	// LocalPort is the unprotected port the initial REGISTER leaves from:
+	// 0 means DefaultPort (5060), AnyPort an ephemeral one.
+	LocalPort int
+	// ServerPort is port_us, the protected server port, kept for the whole
+	// life of the Client; 0 means ephemeral.
+	ServerPort uint16
+	// Transport is "udp" (default) or "tcp".
+	Transport string
+
+	// Backend installs the SA sets; nil means ipsec.None{} (plan only).
+	Backend ipsec.Backend
+	// Algs and EAlgs are offered in Security-Client, in preference order
+	// (one entry per pair, algs outer). Empty means DefaultAlgs/DefaultEAlgs.
+	Algs  []ipsec.Auth
+	EAlgs []ipsec.Enc
+
+	// AKAv2 announces AKAv2-MD5 in the initial Authorization (the S-CSCF
+	// chooses the algorithm in its challenge) and refuses a challenge with
+	// a weaker algorithm (ErrAlgorithmDowngrade). Without it the UE answers
+	// AKAv1-MD5, AKAv2-MD5 or (with Password) MD5, whichever it is given.
+	AKAv2 bool
+	// Password answers a plain MD5 Digest challenge (cores without AKA).
+	Password string
+
+	// Expires is the registration lifetime requested; 0 means
+	// DefaultExpires. It is sent in whole seconds.
+	Expires time.Duration
+	// DeregTimeout bounds the wait for the answer to the de-REGISTER: a
+	// Kamailio P-CSCF deletes its SAs before forwarding the 200, so the
+	// answer may never arrive. 0 means DefaultDeregTimeout.
+	DeregTimeout time.Duration
+	// T1 is the RFC 3261 round-trip estimate: UDP retransmissions start at
+	// T1 and a transaction fails after Timer F = 64·T1. 0 means DefaultT1.
+	T1 time.Duration
+	// MaxUDPSize is the largest request sent over UDP; a larger one goes
+	// over TCP as RFC 3261 §18.1.1 requires (falling back to UDP if the
+	// connection is refused). 0 means DefaultMaxUDPSize; negative means no
+	// limit.
+	MaxUDPSize int
+	// NoRegEvent disables the reg-event subscription in Run.
+	NoRegEvent bool
+	// UserAgent is sent in User-Agent; empty means "imsue".
+	UserAgent string
+	// Headers are added to every REGISTER and SUBSCRIBE, each "Name: value"
+	// (e.g. a P-Access-Network-Info some cores require, TS 24.229
+	// §5.1.1.2.1). A header replaces the UE's own header of the same name,
+	// compared case-insensitively.
+	Headers []string
+
+	// Trace receives every SIP message sent and received, timestamped,
+	// as text (--trace). Only this Client's messages: the trace does not
+	// use sipgo's process-global tracer.
+	Trace io.Writer
+	// Capture receives every SIP message as a packet (e.g. a PcapWriter).
+	Capture PacketSink
+	// Logger receives state changes (registered, refreshed, SA sets);
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// settings is Config with defaults applied and fields checked.
+type settings struct {
+	Config
+	network   string // "udp" or "tcp"
+	pcscf     netip.AddrPort
+	localPort int // 0 = ephemeral
+	expires   time.Duration
+	deregWait time.Duration
+	t1        time.Duration
+	maxUDP    int // 0 = unlimited
+	backend   ipsec.Backend
+	algs      []ipsec.Auth
+	ealgs     []ipsec.Enc
+	userAgent string
+	extra     [][2]string // Headers, split
+	log       *slog.Logger
+}
+
+func (cfg *Config) settings() (*settings, error) {
+	s := &settings{Config: *cfg}
+	if cfg.Auth == nil {
+		return nil, errors.New("sipclient: Config.Auth is nil")
+	}
+	if !cfg.PCSCF.Addr().IsValid() {
+		return nil, errors.New("sipclient: Config.PCSCF: no address")
+	}
+	s.pcscf = netip.AddrPortFrom(cfg.PCSCF.Addr().Unmap(), cfg.PCSCF.Port())
+	if s.pcscf.Port() == 0 {
+		s.pcscf = netip.AddrPortFrom(s.pcscf.Addr(), DefaultPort)
+	}
+	if cfg.LocalIP.IsValid() {
+		s.LocalIP = cfg.LocalIP.Unmap()
+		if s.LocalIP.Is4() != s.pcscf.Addr().Is4() {
+			return nil, fmt.Errorf("sipclient: Config.LocalIP %s and PCSCF %s are of different address families", s.LocalIP, s.pcscf.Addr())
+		}
+	}
+	switch {
+	case cfg.LocalPort == 0:
+		s.localPort = DefaultPort
+	case cfg.LocalPort == AnyPort:
+		s.localPort = 0
+	case cfg.LocalPort > 0 && cfg.LocalPort <= 65535:
+		s.localPort = cfg.LocalPort
+	default:
+		return nil, fmt.Errorf("sipclient: Config.LocalPort %d out of range", cfg.LocalPort)
+	}
+	if cfg.ServerPort != 0 && int(cfg.ServerPort) == s.localPort {
+		return nil, fmt.Errorf("sipclient: Config.ServerPort %d equals the unprotected port", cfg.ServerPort)
+	}
+	switch strings.ToLower(cfg.Transport) {
+	case "", "udp":
+		s.network = "udp"
+	case "tcp":
+		s.network = "tcp"
+	default:
+		return nil, fmt.Errorf("sipclient: Config.Transport %q: want udp or tcp", cfg.Transport)
+	}
+	s.expires = cfg.Expires
+	if s.expires == 0 {
+		s.expires = DefaultExpires
+	}
+	if s.expires < time.Second {
+		return nil, fmt.Errorf("sipclient: Config.Expires %s is shorter than 1 s", cfg.Expires)
+	}
+	s.deregWait = cfg.DeregTimeout
+	if s.deregWait <= 0 {
+		s.deregWait = DefaultDeregTimeout
+	}
+	s.t1 = cfg.T1
+	if s.t1 <= 0 {
+		s.t1 = DefaultT1
+	}
+	switch {
+	case cfg.MaxUDPSize == 0:
+		s.maxUDP = DefaultMaxUDPSize
+	case cfg.MaxUDPSize < 0:
+		s.maxUDP = 0
+	default:
+		s.maxUDP = cfg.MaxUDPSize
+	}
+	s.backend = cfg.Backend
+	if s.backend == nil {
+		s.backend = ipsec.None{}
+	}
+	s.algs, s.ealgs = cfg.Algs, cfg.EAlgs
+	if len(s.algs) == 0 {
+		s.algs = DefaultAlgs
+	}
+	if len(s.ealgs) == 0 {
+		s.ealgs = DefaultEAlgs
+	}
+	s.userAgent = cfg.UserAgent
+	if s.userAgent == "" {
+		s.userAgent = "imsue"
+	}
+	for _, h := range cfg.Headers {
+		name, value, ok := strings.Cut(h, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return nil, fmt.Errorf("sipclient: Config.Headers: %q is not \"Name: value\" on one line", h)
+		}
+		switch strings.ToLower(name) {
+		case "via", "v", "call-id", "i", "cseq", "from", "f", "to", "t", "content-length", "l",
+			"contact", "m", "expires", "authorization", "security-client", "security-verify":
+			return nil, fmt.Errorf("sipclient: Config.Headers: %s is the UE's own", name)
+		}
+		s.extra = append(s.extra, [2]string{name, strings.TrimSpace(value)})
+	}
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// timerF is the non-INVITE client transaction timeout (RFC 3261 §17.1.2.2).
+func (s *settings) timerF() time.Duration { return 64 * s.t1 }

@@ -1,0 +1,111 @@
+package sipclient
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imsue/imsue/mt"
+)
+
+// The errors below are what callers branch on (the CLI maps each to an exit
+// code). Errors of the layers below pass through wrapped: isim.ErrMACFailure
+// (the network failed authentication), *isim.SyncFailure, the mt sec-agree
+// errors, ipsec.ErrUnsupported.
+
+// ErrNoAnswer is wrapped by every error that means the P-CSCF did not answer:
+// Timer F expired, the destination was unreachable, or a TCP connection could
+// not be set up or broke before the final response.
+var ErrNoAnswer = errors.New("no answer from the P-CSCF")
+
+// ErrResyncFailed means the network kept sending challenges whose SQN the
+// ISIM refused, even after a resynchronisation (TS 33.102 §6.3.5): the HSS
+// did not take the AUTS into account.
+var ErrResyncFailed = errors.New("SQN resynchronisation did not converge")
+
+// ErrNoSecurityServer is returned when a 401 to a REGISTER that offered
+// sec-agree carries no Security-Server (RFC 3329 §2.3.1). It wraps
+// mt.ErrBadSecurityHeader, so it is a security agreement failure.
+var ErrNoSecurityServer = fmt.Errorf("%w: 401 carries no Security-Server header", mt.ErrBadSecurityHeader)
+
+// ErrAlgorithmDowngrade is returned when Config.AKAv2 is set and the network
+// challenges with a weaker Digest algorithm (AKAv1-MD5 or MD5). As with
+// sec-agree, a downgrade is refused rather than followed.
+var ErrAlgorithmDowngrade = errors.New("network challenged with a weaker Digest algorithm than AKAv2-MD5")
+
+// ErrBadChallenge wraps every problem with the WWW-Authenticate of a 401:
+// absent, malformed, an unknown algorithm or qop, or a nonce that does not
+// hold RAND and AUTN.
+var ErrBadChallenge = errors.New("unusable WWW-Authenticate challenge")
+
+// ErrNoPassword is returned when the network challenges with plain MD5
+// Digest and Config.Password is empty (the profile has no password).
+var ErrNoPassword = errors.New("network asks for MD5 Digest but no password is configured")
+
+// ErrTerminated is returned by Run when the network ended the registration
+// (reg-event NOTIFY with the registration or this contact terminated as
+// rejected/unregistered, or a refresh rejected) and it must not be retried.
+var ErrTerminated = errors.New("registration terminated by the network")
+
+// ErrLocalAddress is wrapped by errors that mean the UE could not use its
+// own address or port (a fixed unprotected port in use by another program,
+// an address not on this host): a local configuration problem, not the
+// network's silence.
+var ErrLocalAddress = errors.New("local address or port unavailable")
+
+// ErrClosed is returned by operations on a closed Client.
+var ErrClosed = errors.New("sipclient: client closed")
+
+// TimeoutError reports a transaction that got no final response within
+// Timer F (64·T1, RFC 3261 §17.1.2.2). It wraps ErrNoAnswer.
+type TimeoutError struct {
+	Method string
+	After  time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s: no final response within Timer F (%s)", e.Method, e.After)
+}
+
+func (e *TimeoutError) Unwrap() error { return ErrNoAnswer }
+
+// TransportError reports that a request could not be delivered at all (ICMP
+// unreachable, TCP refused or reset). It wraps ErrNoAnswer and the cause.
+type TransportError struct {
+	Method string
+	Err    error
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("%s: transport: %v", e.Method, e.Err)
+}
+
+func (e *TransportError) Unwrap() []error { return []error{ErrNoAnswer, e.Err} }
+
+// RejectedError is a final non-2xx response that ended a procedure: 403 for
+// a wrong response, 404 for an unknown identity, 5xx, and so on. A 401 that
+// the UE could not act on is never a RejectedError.
+type RejectedError struct {
+	Method string
+	Status int
+	Reason string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%s rejected: %d %s", e.Method, e.Status, e.Reason)
+}
+
+// IPsecError reports that the Backend could not install the SA set planned
+// from a 401 (or remove one). It wraps the Backend's error, which wraps
+// ipsec.ErrUnsupported when the host cannot do ESP at all.
+type IPsecError struct {
+	Op  string // "install" or "remove"
+	Set uint64
+	Err error
+}
+
+func (e *IPsecError) Error() string {
+	return fmt.Sprintf("ipsec %s of SA set %d: %v", e.Op, e.Set, e.Err)
+}
+
+func (e *IPsecError) Unwrap() error { return e.Err }

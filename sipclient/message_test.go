@@ -1,0 +1,229 @@
+package sipclient
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/imsue/imsue/sipclient/digest"
+)
+
+func parseResponse(t testing.TB, text string) *sip.Response {
+	t.Helper()
+	m, err := sip.ParseMessage([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	res, ok := m.(*sip.Response)
+	if !ok {
+		t.Fatalf("not a response: %T", m)
+	}
+	return res
+}
+
+const head = "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKx\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>;tag=2\nCall-ID: c\nCSeq: 2 REGISTER\n"
+
+func TestSplitList(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"<sip:a@x>, <tel:+1555>"}, []string{"<sip:a@x>", "<tel:+1555>"}},
+		{[]string{"<sip:a@x>", "<sip:b@x>"}, []string{"<sip:a@x>", "<sip:b@x>"}},
+		{[]string{`"Doe, John" <sip:j@x>;p=1, sip:k@x`}, []string{`"Doe, John" <sip:j@x>;p=1`, "sip:k@x"}},
+		{[]string{"<sip:a@x;param=a,b>"}, []string{"<sip:a@x;param=a,b>"}},
+		{[]string{`"q\"uote, x" <sip:q@x>`}, []string{`"q\"uote, x" <sip:q@x>`}},
+		{[]string{" , ,<sip:a@x> ,"}, []string{"<sip:a@x>"}},
+		{nil, nil},
+	}
+	for _, tt := range tests {
+		if got := splitList(tt.in...); !slices.Equal(got, tt.want) {
+			t.Errorf("splitList(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestURIOf(t *testing.T) {
+	tests := map[string]string{
+		"<sip:orig@scscf.x;lr>":       "sip:orig@scscf.x;lr",
+		`"Alice" <sip:alice@x>;tag=1`: "sip:alice@x",
+		"sip:bob@x;user=phone":        "sip:bob@x",
+		"<tel:+15551230001>":          "tel:+15551230001",
+		"  tel:+1  ":                  "tel:+1",
+		"<sip:unterminated@x":         "sip:unterminated@x",
+	}
+	for in, want := range tests {
+		if got := uriOf(in); got != want {
+			t.Errorf("uriOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGrantedExpires(t *testing.T) {
+	ue := netip.MustParseAddr("192.0.2.1")
+	tests := []struct {
+		name    string
+		headers string
+		want    time.Duration
+	}{
+		{"own contact among others", "Contact: <sip:other@192.0.2.9:5062>;expires=100, <sip:u@192.0.2.1:5062>;expires=1800\nExpires: 900\n", 1800 * time.Second},
+		{"single contact, rewritten", "Contact: <sip:u@10.0.0.1:7000>;expires=1200\n", 1200 * time.Second},
+		{"Expires header only", "Expires: 600\n", 600 * time.Second},
+		{"contact without expires", "Contact: <sip:u@192.0.2.1:5062>\nExpires: 300\n", 300 * time.Second},
+		{"quoted expires", "Contact: <sip:u@192.0.2.1:5062>;EXPIRES=\"60\"\n", 60 * time.Second},
+		{"nothing: as asked", "", 42 * time.Second},
+		{"garbage Expires: as asked", "Expires: soon\n", 42 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := parseResponse(t, head+tt.headers+"Content-Length: 0\n\n")
+			if got := grantedExpires(res, ue, 5062, 42*time.Second); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRefreshDelay(t *testing.T) {
+	tests := []struct{ granted, want time.Duration }{
+		{600000 * time.Second, 599400 * time.Second},
+		{3600 * time.Second, 3000 * time.Second},
+		{1201 * time.Second, 601 * time.Second},
+		{1200 * time.Second, 600 * time.Second},
+		{600 * time.Second, 300 * time.Second},
+		{2 * time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		if got := refreshDelay(tt.granted); got != tt.want {
+			t.Errorf("refreshDelay(%s) = %s, want %s", tt.granted, got, tt.want)
+		}
+	}
+}
+
+func TestViaDestination(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.9:7777")
+	tests := []struct {
+		via  string
+		want string
+	}{
+		{"SIP/2.0/UDP 192.0.2.5:7200;branch=z9hG4bK1", "192.0.2.5:7200"},
+		{"SIP/2.0/UDP 192.0.2.5;branch=z9hG4bK1", "192.0.2.5:5060"},
+		{"SIP/2.0/UDP pcscf.example:7200;branch=z9hG4bK1", "192.0.2.9:7200"},
+		{"SIP/2.0/UDP 192.0.2.5:7200;received=198.51.100.1;branch=z9hG4bK1", "198.51.100.1:7200"},
+		{"SIP/2.0/UDP 192.0.2.5:7200;rport=9999;branch=z9hG4bK1", "192.0.2.5:9999"},
+		{"SIP/2.0/UDP [2001:db8::1]:7200;branch=z9hG4bK1", "[2001:db8::1]:7200"},
+	}
+	for _, tt := range tests {
+		res := parseResponse(t, "SIP/2.0 200 OK\nVia: "+tt.via+"\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 NOTIFY\nContent-Length: 0\n\n")
+		if got := viaDestination(res.Via(), src).String(); got != tt.want {
+			t.Errorf("Via %q: %s, want %s", tt.via, got, tt.want)
+		}
+	}
+}
+
+// sipgo's RemoveHeader compares names case-sensitively and removes one
+// header; removeHeader removes all, whatever their case (RFC 3261 §7.3.1).
+func TestRemoveHeaderAnyCase(t *testing.T) {
+	res := parseResponse(t, head+"security-verify: a\nSecurity-Verify: b\nSECURITY-VERIFY: c\nContent-Length: 0\n\n")
+	if n := removeHeader(res, "Security-Verify"); n != 3 {
+		t.Fatalf("removed %d, want 3", n)
+	}
+	if vs := headerValues(res, "security-verify"); len(vs) != 0 {
+		t.Errorf("left: %q", vs)
+	}
+	setHeader(res, "expires", "5")
+	setHeader(res, "Expires", "6")
+	if vs := headerValues(res, "EXPIRES"); !slices.Equal(vs, []string{"6"}) {
+		t.Errorf("after setHeader: %q", vs)
+	}
+	// Reading is case-insensitive too.
+	res = parseResponse(t, head+"security-server: ipsec-3gpp;alg=hmac-md5-96\nContent-Length: 0\n\n")
+	if vs := headerValues(res, "Security-Server"); len(vs) != 1 {
+		t.Errorf("lowercase Security-Server not found: %q", vs)
+	}
+}
+
+func TestChooseQOP(t *testing.T) {
+	tests := []struct {
+		offered []string
+		want    string
+		err     bool
+	}{
+		{nil, "", false},
+		{[]string{"auth"}, "auth", false},
+		{[]string{"auth-int", "auth"}, "auth", false},
+		{[]string{"auth-int"}, "auth-int", false},
+		{[]string{" AUTH "}, "auth", false},
+		{[]string{"auth-conf"}, "", true},
+	}
+	for _, tt := range tests {
+		got, err := chooseQOP(tt.offered)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("chooseQOP(%q) = %q, %v", tt.offered, got, err)
+		}
+	}
+}
+
+func TestReadChallenge(t *testing.T) {
+	nonce := digest.EncodeAKANonce([16]byte{1}, [16]byte{2}, nil)
+	aka := func(alg string) string {
+		return `WWW-Authenticate: Digest realm="r", nonce="` + nonce + `", algorithm=` + alg + `, qop="auth"` + "\n"
+	}
+	tests := []struct {
+		name     string
+		headers  string
+		akav2    bool
+		password string
+		wantAlg  string
+		wantErr  error
+	}{
+		{"AKAv1", aka("AKAv1-MD5"), false, "", digest.AKAv1MD5, nil},
+		{"AKAv1 lowercase", aka("akav1-md5"), false, "", digest.AKAv1MD5, nil},
+		{"AKAv2 required, offered second", aka("AKAv1-MD5") + aka("AKAv2-MD5"), true, "", digest.AKAv2MD5, nil},
+		{"AKAv2 required, AKAv1 only", aka("AKAv1-MD5"), true, "", "", ErrAlgorithmDowngrade},
+		{"MD5 with password", `WWW-Authenticate: Digest realm="r", nonce="abc", qop="auth"` + "\n", false, "pw", digest.MD5, nil},
+		{"MD5 without password", `WWW-Authenticate: Digest realm="r", nonce="abc"` + "\n", false, "", "", ErrNoPassword},
+		{"unknown algorithm", aka("SHA-256"), false, "", "", ErrBadChallenge},
+		{"short nonce", `WWW-Authenticate: Digest realm="r", nonce="AAAA", algorithm=AKAv1-MD5` + "\n", false, "", "", ErrBadChallenge},
+		{"none", "", false, "", "", ErrBadChallenge},
+		{"Basic", "WWW-Authenticate: Basic realm=\"r\"\n", false, "", "", ErrBadChallenge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Client{s: &settings{Config: Config{AKAv2: tt.akav2, Password: tt.password}}}
+			res := parseResponse(t, strings.Replace(head, "200 OK", "401 Unauthorized", 1)+tt.headers+"Content-Length: 0\n\n")
+			ch, err := c.readChallenge(res)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || ch.alg != tt.wantAlg {
+				t.Fatalf("got %+v, %v; want %s", ch, err, tt.wantAlg)
+			}
+			if ch.aka() && (ch.rand != [16]byte{1} || ch.autn != [16]byte{2}) {
+				t.Errorf("RAND/AUTN %x %x", ch.rand, ch.autn)
+			}
+		})
+	}
+}
+
+func TestTextTracerRedactsKeys(t *testing.T) {
+	var b syncBuffer
+	tr := NewTextTracer(&b)
+	msg := "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", ck=\"00112233445566778899aabbccddeeff\",ik=\"ffeeddccbbaa99887766554433221100\"\r\n\r\n"
+	tr.WritePacket(Packet{Time: time.Unix(0, 0), Network: "udp",
+		Local: netip.MustParseAddrPort("192.0.2.1:5060"), Remote: netip.MustParseAddrPort("192.0.2.9:5060"), Data: []byte(msg)})
+	out := b.String()
+	if strings.Contains(out, "0011223344") || strings.Contains(out, "ffeeddcc") {
+		t.Errorf("keys in the trace:\n%s", out)
+	}
+	if !strings.Contains(out, `ck="<redacted>"`) || !strings.HasPrefix(out, "--- 1970-01-01T00:00:00.000000Z recv UDP 192.0.2.1:5060 <- 192.0.2.9:5060 (") {
+		t.Errorf("trace:\n%s", out)
+	}
+}

@@ -1,0 +1,127 @@
+package sipclient
+
+import (
+	"errors"
+	"time"
+
+	"github.com/imsue/imsue/ipsec"
+	"github.com/imsue/imsue/isim"
+	"github.com/imsue/imsue/mt"
+)
+
+// Result is the JSON object `imsue register --json` prints (the CLI
+// contract of ARCHITECTURE.md §3). Fields that do not apply are omitted.
+type Result struct {
+	// Result is "registered" or, on failure, what went wrong: "no_answer",
+	// "rejected", "mac_failure", "sync_failure", "sec_agree_failure",
+	// "ipsec_failure", "bad_challenge", "terminated", "error".
+	Result         string             `json:"result"`
+	IMPI           string             `json:"impi,omitempty"`
+	IMPU           string             `json:"impu,omitempty"`
+	AssociatedURIs []string           `json:"associated_uris,omitempty"`
+	ServiceRoute   []string           `json:"service_route,omitempty"`
+	Expires        *int64             `json:"expires,omitempty"` // seconds granted
+	Security       *SecurityResult    `json:"security,omitempty"`
+	TimingsMS      map[string]float64 `json:"timings_ms,omitempty"`
+	Deregistration *DeregResult       `json:"deregistration,omitempty"`
+	Status         int                `json:"status,omitempty"` // the rejecting response's code
+	Reason         string             `json:"reason,omitempty"`
+	Error          string             `json:"error,omitempty"`
+	ExitCode       int                `json:"exit_code,omitempty"`
+}
+
+// SecurityResult is the SA set without keys.
+type SecurityResult struct {
+	Alg    ipsec.Auth `json:"alg"`
+	EAlg   ipsec.Enc  `json:"ealg"`
+	Mode   ipsec.Mode `json:"mode"`
+	SPIuc  uint32     `json:"spi_uc"`
+	SPIus  uint32     `json:"spi_us"`
+	SPIpc  uint32     `json:"spi_pc"`
+	SPIps  uint32     `json:"spi_ps"`
+	PortUC uint16     `json:"port_uc"`
+	PortUS uint16     `json:"port_us"`
+	PortPC uint16     `json:"port_pc"`
+	PortPS uint16     `json:"port_ps"`
+}
+
+// DeregResult reports the de-registration.
+type DeregResult struct {
+	Confirmed bool   `json:"confirmed"`
+	Reason    string `json:"reason,omitempty"` // why not confirmed
+}
+
+// ms is a duration in milliseconds with microsecond resolution.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// NewResult describes a registration (reg may be nil) and the error that
+// ended the procedure (nil on success).
+func NewResult(reg *Registration, err error) Result {
+	r := Result{Result: Outcome(err)}
+	if reg != nil {
+		r.IMPI, r.IMPU = reg.IMPI, reg.IMPU
+		r.AssociatedURIs, r.ServiceRoute = reg.AssociatedURIs, reg.ServiceRoute
+		e := int64(reg.Expires / time.Second)
+		r.Expires = &e
+		if s := reg.Security; s != nil {
+			mode := s.Mode
+			if mode == "" {
+				mode = ipsec.ModeTransport
+			}
+			ealg := s.EAlg
+			if ealg == "" {
+				ealg = ipsec.EncNull
+			}
+			r.Security = &SecurityResult{Alg: s.Alg, EAlg: ealg, Mode: mode,
+				SPIuc: s.SPIuc, SPIus: s.SPIus, SPIpc: s.SPIpc, SPIps: s.SPIps,
+				PortUC: s.PortUC, PortUS: s.PortUS, PortPC: s.PortPC, PortPS: s.PortPS}
+		}
+		t := reg.Timings
+		r.TimingsMS = map[string]float64{"register": ms(t.Total)}
+		if t.Challenge > 0 {
+			r.TimingsMS["challenge"] = ms(t.Challenge)
+			r.TimingsMS["aka"] = ms(t.AKA)
+			r.TimingsMS["sa_install"] = ms(t.SAInstall)
+			r.TimingsMS["protected_register"] = ms(t.Protected)
+		}
+	}
+	var rej *RejectedError
+	if errors.As(err, &rej) {
+		r.Status, r.Reason = rej.Status, rej.Reason
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+// Outcome names the class of err as Result.Result does.
+func Outcome(err error) string {
+	var (
+		rej  *RejectedError
+		sync *isim.SyncFailure
+		ipe  *IPsecError
+	)
+	switch {
+	case err == nil:
+		return "registered"
+	case errors.Is(err, ErrNoAnswer):
+		return "no_answer"
+	case errors.Is(err, isim.ErrMACFailure):
+		return "mac_failure"
+	case errors.Is(err, ErrResyncFailed), errors.As(err, &sync):
+		return "sync_failure"
+	case errors.Is(err, mt.ErrNoAcceptableMechanism), errors.Is(err, mt.ErrBadSecurityHeader),
+		errors.Is(err, mt.ErrUnsupportedAlgorithm), errors.Is(err, ErrAlgorithmDowngrade):
+		return "sec_agree_failure"
+	case errors.As(err, &ipe), errors.Is(err, ipsec.ErrUnsupported):
+		return "ipsec_failure"
+	case errors.As(err, &rej):
+		return "rejected"
+	case errors.Is(err, ErrBadChallenge):
+		return "bad_challenge"
+	case errors.Is(err, ErrTerminated):
+		return "terminated"
+	}
+	return "error"
+}

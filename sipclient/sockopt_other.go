@@ -1,0 +1,5 @@
+//go:build !unix
+
+package sipclient
+
+func setReuseAddr(uintptr) error { return nil }

@@ -1,0 +1,267 @@
+package sipclient
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// peer is a TCP listener that reports the first line of each message it
+// receives, per connection.
+type peer struct {
+	l     net.Listener
+	lines chan string
+}
+
+func newPeer(t *testing.T, addr string) *peer {
+	t.Helper()
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{l: l, lines: make(chan string, 16)}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					p.lines <- strings.TrimSpace(line)
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return p
+}
+
+func (p *peer) addr() netip.AddrPort { return p.l.Addr().(*net.TCPAddr).AddrPort() }
+
+func (p *peer) expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got := <-p.lines:
+		if got != want {
+			t.Fatalf("%s received %q, want %q", p.addr(), got, want)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("%s received nothing, want %q", p.addr(), want)
+	}
+}
+
+func (p *peer) expectNothing(t *testing.T) {
+	t.Helper()
+	select {
+	case got := <-p.lines:
+		t.Fatalf("%s received %q, want nothing", p.addr(), got)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func testTransport(t *testing.T) *transport {
+	tp := newTransport(loopback, nil, func(*inbound) {}, slog.New(slog.DiscardHandler))
+	t.Cleanup(tp.close)
+	return tp
+}
+
+// sipgo looks TCP connections up by local address alone when the local port
+// is fixed, so a request to one peer can leave on the connection to another.
+// Here connections are keyed by both ends.
+func TestTCPFixedLocalPortTwoPeers(t *testing.T) {
+	tp := testTransport(t)
+	a, b := newPeer(t, "127.0.0.1:0"), newPeer(t, "127.0.0.1:0")
+	ctx := context.Background()
+	ca, err := tp.dialTCP(ctx, 0, a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ca.key.local.Port()
+	if err := ca.write([]byte("to-a-1\n")); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(t, "to-a-1")
+
+	cb, err := tp.dialTCP(ctx, port, b.addr())
+	if err != nil {
+		t.Fatalf("second connection from fixed port %d: %v", port, err)
+	}
+	if cb == ca || cb.key.local.Port() != port {
+		t.Fatalf("got connection %v, want a new one from port %d", cb.key, port)
+	}
+	if err := cb.write([]byte("to-b\n")); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, "to-b")
+	a.expectNothing(t)
+
+	again, err := tp.dialTCP(ctx, port, a.addr())
+	if err != nil || again != ca {
+		t.Fatalf("lookup (port %d, %s) = %v, %v; want the first connection", port, a.addr(), again, err)
+	}
+	if err := again.write([]byte("to-a-2\n")); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(t, "to-a-2")
+	b.expectNothing(t)
+}
+
+// Re-dialling from a fixed port after the previous connection closed (our
+// side first: TIME_WAIT here; or the peer restarted) needs SO_REUSEADDR.
+func TestTCPRedialFromFixedPort(t *testing.T) {
+	tp := testTransport(t)
+	ctx := context.Background()
+	a := newPeer(t, "127.0.0.1:0")
+	c1, err := tp.dialTCP(ctx, 0, a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c1.key.local.Port()
+	c1.write([]byte("one\n"))
+	a.expect(t, "one")
+	tp.release(port) // we close first: the old connection sits in TIME_WAIT
+	<-c1.done
+
+	c2, err := tp.dialTCP(ctx, port, a.addr())
+	if err != nil {
+		t.Fatalf("re-dial from port %d after our close: %v", port, err)
+	}
+	c2.write([]byte("two\n"))
+	a.expect(t, "two")
+
+	// The peer restarts on the same address: the lookup must not hand out
+	// the dead connection.
+	addr := a.addr()
+	a.l.Close()
+	c2.c.CloseWrite()
+	<-c2.done
+	b := newPeer(t, addr.String())
+	c3, err := tp.dialTCP(ctx, port, addr)
+	if err != nil {
+		t.Fatalf("re-dial from port %d after the peer restarted: %v", port, err)
+	}
+	if c3 == c2 {
+		t.Fatal("got the dead connection back")
+	}
+	c3.write([]byte("three\n"))
+	b.expect(t, "three")
+}
+
+func TestFrame(t *testing.T) {
+	msg := "SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+	compact := "SIP/2.0 200 OK\r\nl: 2\r\n\r\nhi"
+	tests := []struct {
+		name       string
+		in         string
+		skip, size int
+		err        bool
+	}{
+		{"whole", msg, 0, len(msg), false},
+		{"whole plus next", msg + "SIP/2.0", 0, len(msg), false},
+		{"partial header", msg[:10], 0, 0, false},
+		{"partial body", msg[:len(msg)-1], 0, 0, false},
+		{"keep-alive before", "\r\n\r\n" + msg, 4, len(msg), false},
+		{"ping alone", "\r\n\r\n", 4, 0, false},
+		{"compact length", compact, 0, len(compact), false},
+		{"no length", "OPTIONS sip:x SIP/2.0\r\n\r\n", 0, 25, false},
+		{"lowercase name", "SIP/2.0 200 OK\r\ncontent-length:1\r\n\r\nx", 0, 37, false},
+		{"bad length", "SIP/2.0 200 OK\r\nContent-Length: -1\r\n\r\n", 0, 0, true},
+		{"huge length", "SIP/2.0 200 OK\r\nContent-Length: 99999999\r\n\r\n", 0, 0, true},
+		{"no end of header", "X" + strings.Repeat("a", maxMessage+1), 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			skip, size, err := frame([]byte(tt.in))
+			if (err != nil) != tt.err || skip != tt.skip || size != tt.size {
+				t.Errorf("frame = %d, %d, %v; want %d, %d, err %v", skip, size, err, tt.skip, tt.size, tt.err)
+			}
+		})
+	}
+}
+
+// A stream split at every byte boundary yields the same messages.
+func TestTCPStreamReassembly(t *testing.T) {
+	got := make(chan *inbound, 8)
+	tp := newTransport(loopback, nil, func(in *inbound) { got <- in }, slog.New(slog.DiscardHandler))
+	t.Cleanup(tp.close)
+	port, err := tp.bindServer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp4", netip.AddrPortFrom(loopback, port).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stream := "\r\n\r\n" + notifyText("a", "x") + notifyText("b", "hello world") + "\r\n"
+	for i := range len(stream) {
+		if _, err := c.Write([]byte{stream[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"a", "b"} {
+		select {
+		case in := <-got:
+			req, ok := in.msg.(*sip.Request)
+			if !ok || req.CallID() == nil || string(*req.CallID()) != want || in.conn == nil {
+				t.Fatalf("got %v, want NOTIFY with Call-ID %s", in.msg, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("message %s not delivered", want)
+		}
+	}
+	// The CRLF-CRLF ping was answered with a CRLF pong (RFC 5626 §3.5.1).
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	pong := make([]byte, 2)
+	if _, err := io.ReadFull(c, pong); err != nil || string(pong) != "\r\n" {
+		t.Errorf("pong = %q, %v", pong, err)
+	}
+}
+
+func notifyText(callID, body string) string {
+	return "NOTIFY sip:ue@127.0.0.1 SIP/2.0\r\n" +
+		"Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK" + callID + "\r\n" +
+		"From: <sip:p@x>;tag=1\r\nTo: <sip:u@x>;tag=2\r\nCall-ID: " + callID + "\r\n" +
+		"CSeq: 1 NOTIFY\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
+
+func TestBindServerPortInUse(t *testing.T) {
+	tp := testTransport(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := uint16(l.Addr().(*net.TCPAddr).Port)
+	_, err = tp.bindServer(taken)
+	if err == nil {
+		t.Fatalf("bindServer(%d) succeeded with the TCP port taken", taken)
+	}
+	tp.mu.Lock()
+	_, udpLeft := tp.udp[taken]
+	tp.mu.Unlock()
+	if udpLeft {
+		t.Error("the UDP half stayed bound after the TCP half failed")
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(int(taken))) {
+		t.Errorf("error does not name the port: %v", err)
+	}
+}

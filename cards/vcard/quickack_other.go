@@ -1,0 +1,7 @@
+//go:build !linux
+
+package vcard
+
+import "net"
+
+func quickACK(net.Conn) {}

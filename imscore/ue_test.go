@@ -153,13 +153,8 @@ func newUE(t testing.TB, c *Core, transport string) *testUE {
 		tcpProt: map[uint16]net.Conn{},
 	}
 	u.unprot = u.listenUDP(0)
-	u.us = u.listenUDP(0)
+	u.us, u.usTCP = u.listenBoth()
 	u.portUS = port(u.us.LocalAddr())
-	var err error
-	u.usTCP, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(u.ip, u.portUS)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	go u.acceptLoop(u.usTCP)
 	u.newClientPort()
 	u.spiUC, u.spiUS = randSPI(), randSPI()
@@ -208,6 +203,31 @@ func (u *testUE) listenUDP(p uint16) *net.UDPConn {
 	u.track(c)
 	go u.readUDP(c)
 	return c
+}
+
+// listenBoth binds one ephemeral port for both UDP and TCP, as port_us
+// must be. The kernel picks the UDP port; the same TCP port may already be
+// taken by another process, so it retries with another UDP port.
+func (u *testUE) listenBoth() (*net.UDPConn, *net.TCPListener) {
+	u.t.Helper()
+	var lastErr error
+	for range 20 {
+		uc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(u.ip, 0)))
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(u.ip, port(uc.LocalAddr()))))
+		if err != nil {
+			uc.Close()
+			lastErr = err
+			continue
+		}
+		u.track(uc)
+		go u.readUDP(uc)
+		return uc, tl
+	}
+	u.t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
 }
 
 // newClientPort picks a new port_uc and new SPIs, as a re-registration and

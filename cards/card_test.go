@@ -3,9 +3,7 @@ package cards_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -14,19 +12,11 @@ import (
 	"github.com/imsue/imsue/cards/apdu"
 	"github.com/imsue/imsue/cards/internal/akatest"
 	"github.com/imsue/imsue/cards/vcard"
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 )
 
 var ctx = context.Background()
-
-func sets(t testing.TB) []akatest.Set {
-	t.Helper()
-	s, err := akatest.Load("testdata/milenage_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // ident is the subscriber of the pySim samples in uicc_vectors.json.
 var ident = isim.Identity{
@@ -43,7 +33,7 @@ type mode struct {
 
 var modes = []mode{{"T=1", false, false}, {"T=0 61xx", true, false}, {"T=0 6Cxx", false, true}, {"T=0 61xx+6Cxx", true, true}}
 
-func virtual(t testing.TB, cfg vcard.Config, s akatest.Set) *vcard.Card {
+func virtual(t testing.TB, cfg vcard.Config, s vectors.MilenageSet) *vcard.Card {
 	t.Helper()
 	if cfg.Auth == nil {
 		sw, err := akatest.Software(cfg.Identity, s.K, s.OPc)
@@ -75,9 +65,9 @@ func open(t testing.TB, vc *vcard.Card, opt cards.Options) *cards.Card {
 // every protocol mode: identities from the ISIM, and AKA answers equal to
 // the TS 35.208 values for the set's RAND.
 func TestVirtualCardAKA(t *testing.T) {
-	all := sets(t)
+	all := vectors.Milenage()
 	for _, m := range modes {
-		for _, s := range []akatest.Set{all[0], all[5], all[len(all)-1]} {
+		for _, s := range []vectors.MilenageSet{all[0], all[5], all[len(all)-1]} {
 			t.Run(m.name+"/"+s.Name, func(t *testing.T) {
 				vc := virtual(t, vcard.Config{Identity: ident, T0GetResponse: m.t0GetResp, T0WrongLe: m.t0WrongLe}, s)
 				c := open(t, vc, cards.Options{})
@@ -99,7 +89,7 @@ func TestVirtualCardAKA(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(res.RES, s.RES) || res.CK != s.CK || res.IK != s.IK {
+				if !bytes.Equal(res.RES, s.RES[:]) || res.CK != s.CK || res.IK != s.IK {
 					t.Fatalf("RES %x CK %x IK %x, want %x %x %x", res.RES, res.CK, res.IK, s.RES, s.CK, s.IK)
 				}
 
@@ -134,24 +124,8 @@ func TestVirtualCardAKA(t *testing.T) {
 // TestUSIMOnly derives the identities from EF.IMSI and EF.AD with the TS
 // 23.003 §13 examples of uicc_vectors.json.
 func TestUSIMOnly(t *testing.T) {
-	var v struct {
-		Derived []struct {
-			IMSI      string `json:"IMSI"`
-			MNCLength int    `json:"MNC_length_from_EF_AD"`
-			Domain    string `json:"home_network_domain"`
-			IMPI      string `json:"IMPI"`
-			IMPU      string `json:"temporary_IMPU"`
-		} `json:"imsi_derived_identities_TS_23_003_clause_13"`
-	}
-	b, err := os.ReadFile("testdata/uicc_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	s := sets(t)[0]
-	for i, d := range v.Derived {
+	s := vectors.Milenage()[0]
+	for i, d := range vectors.UICC().Identities {
 		m := modes[i%len(modes)]
 		t.Run(d.IMSI+"/"+m.name, func(t *testing.T) {
 			vc := virtual(t, vcard.Config{Identity: isim.Identity{IMSI: d.IMSI}, MNCLength: d.MNCLength, USIMOnly: true,
@@ -164,11 +138,11 @@ func TestUSIMOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if id.IMPI != d.IMPI || id.Domain != d.Domain || !slices.Equal(id.IMPUs, []string{d.IMPU}) || id.IMSI != d.IMSI {
-				t.Fatalf("identity %+v, want %s %s %s", id, d.IMPI, d.IMPU, d.Domain)
+			if id.IMPI != d.IMPI || id.Domain != d.Domain || !slices.Equal(id.IMPUs, []string{d.TempIMPU}) || id.IMSI != d.IMSI {
+				t.Fatalf("identity %+v, want %s %s %s", id, d.IMPI, d.TempIMPU, d.Domain)
 			}
 			res, err := c.Authenticate(ctx, s.RAND, akatest.AUTN(s.K, s.OPc, s.RAND, 0x40))
-			if err != nil || !bytes.Equal(res.RES, s.RES) {
+			if err != nil || !bytes.Equal(res.RES, s.RES[:]) {
 				t.Fatalf("USIM AKA: %x %v", res.RES, err)
 			}
 		})
@@ -178,7 +152,7 @@ func TestUSIMOnly(t *testing.T) {
 // TestISIMEmptyFallsBackToIMSI: an ISIM with empty files takes the
 // identities from the USIM's IMSI.
 func TestISIMEmptyFallsBackToIMSI(t *testing.T) {
-	s := sets(t)[0]
+	s := vectors.Milenage()[0]
 	vc := virtual(t, vcard.Config{Identity: isim.Identity{IMSI: "310410123456789"}, MNCLength: 3}, s)
 	c := open(t, vc, cards.Options{})
 	id, err := c.Identity(ctx)
@@ -195,7 +169,7 @@ func TestISIMEmptyFallsBackToIMSI(t *testing.T) {
 }
 
 func TestPIN(t *testing.T) {
-	s := sets(t)[0]
+	s := vectors.Milenage()[0]
 	vc := virtual(t, vcard.Config{Identity: ident, PIN: []byte("2468")}, s)
 	c := open(t, vc, cards.Options{})
 
@@ -264,7 +238,7 @@ func TestPIN(t *testing.T) {
 }
 
 func TestInfo(t *testing.T) {
-	s := sets(t)[0]
+	s := vectors.Milenage()[0]
 	vc := virtual(t, vcard.Config{Identity: ident, PCSCF: []string{"pcscf.ims.mnc000.mcc738.3gppnetwork.org", "192.0.2.7"}}, s)
 	c := open(t, vc, cards.Options{})
 	in, err := c.Info(ctx)
@@ -292,7 +266,7 @@ func TestInfo(t *testing.T) {
 }
 
 func TestPreferUSIM(t *testing.T) {
-	s := sets(t)[0]
+	s := vectors.Milenage()[0]
 	vc := virtual(t, vcard.Config{Identity: ident}, s)
 	c := open(t, vc, cards.Options{PreferUSIM: true})
 	id, err := c.Identity(ctx)
@@ -305,7 +279,7 @@ func TestPreferUSIM(t *testing.T) {
 // card without pcscd: the APDU layer, the card and its software ISIM
 // (memory store), each iteration a fresh SQN.
 func BenchmarkAuthenticateInProcess(b *testing.B) {
-	s := sets(b)[0]
+	s := vectors.Milenage()[0]
 	vc := virtual(b, vcard.Config{Identity: ident}, s)
 	c := open(b, vc, cards.Options{})
 	const batch = 1024

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim/milenage"
 )
@@ -18,9 +19,9 @@ func TestParseConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, _ := loadMilenage(t)
-	k, op := key16(t, sets[0].K), key16(t, "cdc202d5123e20f62b6d676ac72cb318")
-	want := key16(t, sets[0].OPc) // TS 35.208 set 1: OPc from OP
+	set1 := vectors.Milenage()[0]
+	k, op := set1.K, set1.OP
+	want := set1.OPc // TS 35.208 set 1: OPc from OP
 	s := fc.Subscribers[0]
 	switch {
 	case fc.Domain != "ims.mnc001.mcc001.3gppnetwork.org" || fc.Addr != netip.MustParseAddrPort("127.0.0.1:0"):

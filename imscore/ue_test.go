@@ -19,6 +19,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim/milenage"
 	"github.com/imsue/imsue/mt"
@@ -39,10 +40,10 @@ const (
 
 // testSubscriber is TS 35.208 test set 1's K and OPc.
 func testSubscriber(t testing.TB) Subscriber {
-	sets, _ := loadMilenage(t)
+	set1 := vectors.Milenage()[0]
 	return Subscriber{
 		IMPI: testIMPI, IMPUs: []string{testIMPU, testIMPU2},
-		K: key16(t, sets[0].K), OPc: key16(t, sets[0].OPc),
+		K: set1.K, OPc: set1.OPc,
 		AMF: [2]byte{0x80, 0x00}, Password: "secret",
 	}
 }

@@ -4,21 +4,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/imsue/imsue/internal/vectors"
 )
 
-// TestIdentityVectors uses the TS 23.003 §13 examples of
-// testdata/uicc_vectors.json (copied from the shared spec folder).
+// TestIdentityVectors uses the TS 23.003 §13 examples of uicc_vectors.json.
 func TestIdentityVectors(t *testing.T) {
-	var v struct {
-		Identities []struct {
-			IMSI      string `json:"IMSI"`
-			MNCLength int    `json:"MNC_length_from_EF_AD"`
-			Domain    string `json:"home_network_domain"`
-			IMPI      string `json:"IMPI"`
-			TempIMPU  string `json:"temporary_IMPU"`
-		} `json:"imsi_derived_identities_TS_23_003_clause_13"`
-	}
-	loadJSON(t, "testdata/uicc_vectors.json", &v)
+	v := vectors.UICC()
 	if len(v.Identities) < 4 {
 		t.Fatalf("found %d identity vectors, want at least 4", len(v.Identities))
 	}

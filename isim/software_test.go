@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim/milenage"
 )
 
@@ -42,17 +43,17 @@ func syncAUTS(t testing.TB, err error) AUTS {
 // The sets' SQNs are far above a fresh ISIM's, so Δ is off here.
 func TestSoftwareVectors(t *testing.T) {
 	noDelta := Policy{Delta: SEQMax}
-	for _, ts := range loadMilenage(t).TestSets {
-		k := key(t, ts.K)
+	for _, ts := range vectors.Milenage() {
+		k := Key(ts.K)
 		for _, from := range []string{"OPc", "OP"} {
 			t.Run(ts.Name+"/"+from, func(t *testing.T) {
-				opc := key(t, ts.OPc)
+				opc := Key(ts.OPc)
 				if from == "OP" {
-					opc = milenage.OPc(k, key(t, ts.OP))
+					opc = milenage.OPc(k, ts.OP)
 				}
 				store := NewMemoryStore(SQNState{})
 				s := newSoft(t, k, opc, store, noDelta)
-				rand, autn := rand16(t, ts.RAND), autn16(t, ts.Derived.AUTN)
+				rand, autn := RAND(ts.RAND), AUTN(ts.AUTN)
 
 				bad := autn
 				bad[15] ^= 1
@@ -67,15 +68,15 @@ func TestSoftwareVectors(t *testing.T) {
 				if err != nil {
 					t.Fatalf("first challenge: %v", err)
 				}
-				if hex.EncodeToString(res.RES) != ts.RES || res.CK != b16(t, ts.CK) || res.IK != b16(t, ts.IK) {
-					t.Fatalf("RES %x CK %x IK %x, want %s %s %s", res.RES, res.CK, res.IK, ts.RES, ts.CK, ts.IK)
+				if !bytes.Equal(res.RES, ts.RES[:]) || res.CK != ts.CK || res.IK != ts.IK {
+					t.Fatalf("RES %x CK %x IK %x, want %x %x %x", res.RES, res.CK, res.IK, ts.RES, ts.CK, ts.IK)
 				}
-				if got, want := store.State().Highest(), sqn6(t, ts.SQN); got != want {
+				if got, want := store.State().Highest(), SQNFromBytes(ts.SQN); got != want {
 					t.Fatalf("state holds %v, want the vector's SQN %v", got, want)
 				}
 
 				_, err = s.Authenticate(ctx, rand, autn)
-				if got, want := syncAUTS(t, err), auts14(t, ts.Derived.AUTS); got != want {
+				if got, want := syncAUTS(t, err), AUTS(ts.AUTS); got != want {
 					t.Fatalf("replay: AUTS %x, want %x", got, want)
 				}
 			})
@@ -87,38 +88,26 @@ func TestSoftwareVectors(t *testing.T) {
 // small SQN (0x22 = SEQ 1, IND 2), which a fresh ISIM accepts under the
 // default policy.
 func TestSoftwareLibosmocore(t *testing.T) {
-	var x *struct {
-		Name  string `json:"name"`
-		K     string `json:"K"`
-		OPc   string `json:"OPc"`
-		RAND  string `json:"RAND"`
-		SQN   string `json:"SQN"`
-		AUTN  string `json:"AUTN"`
-		AUTS  string `json:"AUTS"`
-		SQNMS string `json:"expected_SQN_MS"`
-		RES   string `json:"RES"`
-		CK    string `json:"CK"`
-		IK    string `json:"IK"`
-	}
-	v := loadMilenage(t)
-	for i := range v.Extra {
-		if v.Extra[i].AUTN != "" {
-			x = &v.Extra[i]
+	var x *vectors.ExtraVector
+	v := vectors.MilenageExtra()
+	for i := range v {
+		if v[i].Kind == vectors.ExtraChallenge {
+			x = &v[i]
 		}
 	}
 	if x == nil {
 		t.Fatal("no libosmocore AUTN vector")
 	}
 	store := NewMemoryStore(SQNState{})
-	s := newSoft(t, key(t, x.K), key(t, x.OPc), store, Policy{})
-	res, err := s.Authenticate(ctx, rand16(t, x.RAND), autn16(t, x.AUTN))
+	s := newSoft(t, x.K, x.OPc, store, Policy{})
+	res, err := s.Authenticate(ctx, x.RAND, x.AUTN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hex.EncodeToString(res.RES) != x.RES || res.CK != b16(t, x.CK) || res.IK != b16(t, x.IK) {
+	if !bytes.Equal(res.RES, x.RES[:]) || res.CK != x.CK || res.IK != x.IK {
 		t.Fatalf("RES %x CK %x IK %x", res.RES, res.CK, res.IK)
 	}
-	if want := sqn6(t, x.SQN); store.State().Highest() != want {
+	if want := SQNFromBytes(x.SQN); store.State().Highest() != want {
 		t.Fatalf("SQN_MS %v, want %v", store.State().Highest(), want)
 	}
 }

@@ -1,8 +1,20 @@
 package isim
 
 import (
+	"encoding/hex"
 	"testing"
 )
+
+func unhex(t testing.TB, s string, n int) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != n {
+		t.Fatalf("bad hex %q (want %d bytes): %v", s, n, err)
+	}
+	return b
+}
+
+func sqn6(t testing.TB, s string) SQN { return SQNFromBytes([6]byte(unhex(t, s, 6))) }
 
 func TestSQNFields(t *testing.T) {
 	tests := []struct {

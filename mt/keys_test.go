@@ -2,41 +2,24 @@ package mt
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/ipsec"
 )
 
-// loadCKIK reads CK and IK of the named vector in testdata/digest_vectors.json
-// (a copy of ../shared/spec/digest_vectors.json).
+// loadCKIK gives CK and IK of the named Digest AKA vector of
+// internal/vectors (digest_vectors.json).
 func loadCKIK(t *testing.T, name string) (ck, ik [16]byte) {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/digest_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Vectors []struct{ Name, CK, IK string }
-	}
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range f.Vectors {
-		if v.Name != name {
-			continue
+	for _, v := range vectors.Digest() {
+		if v.Name == name && v.AKA != nil {
+			return v.AKA.CK, v.AKA.IK
 		}
-		c, err1 := hex.DecodeString(v.CK)
-		i, err2 := hex.DecodeString(v.IK)
-		if err1 != nil || err2 != nil || len(c) != 16 || len(i) != 16 {
-			t.Fatalf("vector %q: bad CK/IK", name)
-		}
-		return [16]byte(c), [16]byte(i)
 	}
-	t.Fatalf("vector %q not in testdata", name)
+	t.Fatalf("vector %q not in internal/vectors", name)
 	return
 }
 

@@ -10,29 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 )
 
-// set1 holds TS 35.208 test set 1 from testdata/milenage_vectors.json.
-type set1 struct{ K, OP, OPc string }
-
-func loadSet1(t *testing.T) set1 {
-	t.Helper()
-	var v struct {
-		TestSets []set1 `json:"test_sets"`
-	}
-	b, err := os.ReadFile("testdata/milenage_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &v); err != nil || len(v.TestSets) == 0 {
-		t.Fatalf("vectors: %v", err)
-	}
-	return v.TestSets[0]
-}
-
 func TestLoadExamples(t *testing.T) {
-	ts := loadSet1(t)
+	ts := vectors.Milenage()[0] // TS 35.208 set 1
 	t.Run("lab-ue1", func(t *testing.T) {
 		p, err := Load("testdata/lab-ue1.yaml")
 		if err != nil {
@@ -48,7 +31,7 @@ func TestLoadExamples(t *testing.T) {
 		if p.Identity.IMPI != want.IMPI || p.Identity.Domain != want.Domain || !slices.Equal(p.Identity.IMPUs, want.IMPUs) || p.Identity.IMSI != want.IMSI {
 			t.Fatalf("identity %+v, want %+v", p.Identity, want)
 		}
-		if !p.HasKeys || p.K.Hex() != ts.K || p.OPc.Hex() != ts.OPc || p.OPGiven {
+		if !p.HasKeys || p.K != isim.Key(ts.K) || p.OPc != isim.Key(ts.OPc) || p.OPGiven {
 			t.Fatalf("keys: has %v k %s opc %s", p.HasKeys, p.K.Hex(), p.OPc.Hex())
 		}
 		if p.SQNState != filepath.Join("testdata", "lab-ue1.sqn") || p.Name != "lab-ue1" {
@@ -63,8 +46,8 @@ func TestLoadExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !p.OPGiven || p.OPc.Hex() != ts.OPc {
-			t.Fatalf("OPc derived from OP = %s, want the vector's %s", p.OPc.Hex(), ts.OPc)
+		if !p.OPGiven || p.OPc != isim.Key(ts.OPc) {
+			t.Fatalf("OPc derived from OP = %s, want the vector's %x", p.OPc.Hex(), ts.OPc)
 		}
 		if p.Identity.IMPI != "alice@ims.lab.example" || len(p.Identity.IMPUs) != 2 || p.Identity.IMPUs[1] != "tel:+15551230001" || p.Identity.IMSI != "" {
 			t.Fatalf("identity %+v", p.Identity)
@@ -88,28 +71,19 @@ func TestLoadExamples(t *testing.T) {
 }
 
 // TestIdentityVectors: the profile derives what it leaves out from the IMSI
-// with the TS 23.003 §13 examples of testdata/uicc_vectors.json.
+// with the TS 23.003 §13 examples of uicc_vectors.json.
 func TestIdentityVectors(t *testing.T) {
-	var v struct {
-		IDs []struct {
-			IMSI   string `json:"IMSI"`
-			MNC    int    `json:"MNC_length_from_EF_AD"`
-			Domain string `json:"home_network_domain"`
-			IMPI   string `json:"IMPI"`
-			IMPU   string `json:"temporary_IMPU"`
-		} `json:"imsi_derived_identities_TS_23_003_clause_13"`
+	ids := vectors.UICC().Identities
+	if len(ids) == 0 {
+		t.Fatal("no identity vectors")
 	}
-	b, _ := os.ReadFile("testdata/uicc_vectors.json")
-	if err := json.Unmarshal(b, &v); err != nil || len(v.IDs) == 0 {
-		t.Fatalf("vectors: %v", err)
-	}
-	for _, id := range v.IDs {
+	for _, id := range ids {
 		// An IMSI as a bare YAML number keeps its digits.
-		p, err := Parse([]byte(fmt.Sprintf("imsi: %s\nmnc_length: %d\ncard: pcsc\n", id.IMSI, id.MNC)), "x.yaml")
+		p, err := Parse([]byte(fmt.Sprintf("imsi: %s\nmnc_length: %d\ncard: pcsc\n", id.IMSI, id.MNCLength)), "x.yaml")
 		if err != nil {
 			t.Fatalf("%s: %v", id.IMSI, err)
 		}
-		if p.Identity.IMPI != id.IMPI || p.Identity.Domain != id.Domain || !slices.Equal(p.Identity.IMPUs, []string{id.IMPU}) {
+		if p.Identity.IMPI != id.IMPI || p.Identity.Domain != id.Domain || !slices.Equal(p.Identity.IMPUs, []string{id.TempIMPU}) {
 			t.Errorf("%s: %+v", id.IMSI, p.Identity)
 		}
 	}

@@ -239,6 +239,9 @@ func (c *Client) onRequest(in *inbound, req *sip.Request) {
 	res := c.answer(in, req)
 	data := []byte(res.String())
 	send := c.responder(in, req)
+	if id, ok := c.arrivedOver(in); ok {
+		send = c.overSet(id, send)
+	}
 	c.mu.Lock()
 	c.stx[key] = &serverTx{data: data, send: send, until: now.Add(c.s.timerF())}
 	c.mu.Unlock()
@@ -263,6 +266,28 @@ func (c *Client) responder(in *inbound, req *sip.Request) func([]byte) error {
 		from = uc
 	}
 	return func(b []byte) error { return c.tp.sendUDP(from, dst, b) }
+}
+
+// errSetRemoved: the response was not sent because the SA set its request
+// arrived over is being removed.
+var errSetRemoved = errors.New("not sent: the SA set the request arrived over is being removed")
+
+// overSet wraps send for a request that arrived over set id: the response
+// leaves only while the set is installed and not withdrawn, so that a
+// request racing the set's removal (a NOTIFY crossing the 200 of the
+// de-REGISTER) is never answered in clear.
+func (c *Client) overSet(id uint64, send func([]byte) error) func([]byte) error {
+	return func(b []byte) error {
+		c.sendMu.RLock()
+		defer c.sendMu.RUnlock()
+		c.mu.Lock()
+		live := c.installed[id] != nil && !c.withdrawn[id]
+		c.mu.Unlock()
+		if !live {
+			return errSetRemoved
+		}
+		return send(b)
+	}
 }
 
 // viaDestination is where a UDP response to a request with this top Via

@@ -16,6 +16,7 @@ import (
 	"github.com/imsue/imsue/cards/pcsc"
 	"github.com/imsue/imsue/cards/pcsctest"
 	"github.com/imsue/imsue/cards/vcard"
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 )
 
@@ -28,16 +29,7 @@ var ident = isim.Identity{
 	IMSI:   "001010123456789",
 }
 
-func set(t testing.TB, i int) akatest.Set {
-	t.Helper()
-	s, err := akatest.Load("testdata/milenage_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s[i]
-}
-
-func config(t testing.TB, s akatest.Set, cfg vcard.Config) vcard.Config {
+func config(t testing.TB, s vectors.MilenageSet, cfg vcard.Config) vcard.Config {
 	t.Helper()
 	if cfg.Identity.IMSI == "" {
 		cfg.Identity = ident
@@ -76,7 +68,7 @@ func openCard(t testing.TB, env *pcsctest.Env, reader string) (*pcsc.Transport, 
 }
 
 func TestThroughPCSCD(t *testing.T) {
-	s := set(t, 2)
+	s := vectors.Milenage()[2]
 	for _, m := range []struct {
 		name                 string
 		t0GetResp, t0WrongLe bool
@@ -111,7 +103,7 @@ func TestThroughPCSCD(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(res.RES, s.RES) || res.CK != s.CK || res.IK != s.IK {
+			if !bytes.Equal(res.RES, s.RES[:]) || res.CK != s.CK || res.IK != s.IK {
 				t.Fatalf("RES %x CK %x IK %x", res.RES, res.CK, res.IK)
 			}
 			var sf *isim.SyncFailure
@@ -134,7 +126,7 @@ func TestThroughPCSCD(t *testing.T) {
 }
 
 func TestWrongPINThroughPCSCD(t *testing.T) {
-	s := set(t, 0)
+	s := vectors.Milenage()[0]
 	env := pcsctest.Start(t, config(t, s, vcard.Config{PIN: []byte("8642")}))
 	_, c := openCard(t, env, env.Reader)
 	err := c.VerifyPIN(ctx, []byte("1234"), false)
@@ -153,7 +145,7 @@ func TestWrongPINThroughPCSCD(t *testing.T) {
 // TestPowerCycle: pcscd powers the card off after the last disconnect, and
 // the card forgets the PIN; the next session must verify again.
 func TestPowerCycle(t *testing.T) {
-	env := pcsctest.Start(t, config(t, set(t, 0), vcard.Config{PIN: []byte("8642")}))
+	env := pcsctest.Start(t, config(t, vectors.Milenage()[0], vcard.Config{PIN: []byte("8642")}))
 	tr, c := openCard(t, env, env.Reader)
 	if err := c.VerifyPIN(ctx, []byte("8642"), false); err != nil {
 		t.Fatal(err)
@@ -172,7 +164,7 @@ func TestPowerCycle(t *testing.T) {
 }
 
 func TestReaderChoice(t *testing.T) {
-	env := pcsctest.Start(t, config(t, set(t, 0), vcard.Config{}))
+	env := pcsctest.Start(t, config(t, vectors.Milenage()[0], vcard.Config{}))
 	_, err := pcsc.Open(ctx, pcsc.Options{Reader: "no such reader"})
 	var re *cards.ReaderError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), env.Reader) || !strings.Contains(err.Error(), env.Daemon.Reader(1)) {
@@ -191,7 +183,7 @@ func TestReaderChoice(t *testing.T) {
 		t.Fatalf("waited %v", d)
 	}
 	// A card inserted while Open waits is taken.
-	late, err := vcard.New(config(t, set(t, 1), vcard.Config{}))
+	late, err := vcard.New(config(t, vectors.Milenage()[1], vcard.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +239,7 @@ func BenchmarkTransmit(b *testing.B) {
 		noQuick bool
 	}{{"quickack", false}, {"no-quickack", true}} {
 		b.Run(m.name, func(b *testing.B) {
-			env := pcsctest.Start(b, config(b, set(b, 0), vcard.Config{NoQuickACK: m.noQuick}))
+			env := pcsctest.Start(b, config(b, vectors.Milenage()[0], vcard.Config{NoQuickACK: m.noQuick}))
 			tr, _ := openCard(b, env, env.Reader)
 			cmd := []byte{0x00, 0x20, 0x00, 0x01}
 			b.ReportAllocs()
@@ -269,7 +261,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		t0   bool
 	}{{"T=1", false}, {"T=0", true}} {
 		b.Run(m.name, func(b *testing.B) {
-			s := set(b, 0)
+			s := vectors.Milenage()[0]
 			env := pcsctest.Start(b, config(b, s, vcard.Config{T0GetResponse: m.t0}))
 			_, c := openCard(b, env, env.Reader)
 			const batch = 1024

@@ -3,15 +3,15 @@ package uicc
 import (
 	"bytes"
 	"testing"
+
+	"github.com/imsue/imsue/internal/vectors"
 )
 
-// Seeds are the pySim encodings of testdata/uicc_vectors.json and the
-// AUTHENTICATE responses of testdata/milenage_vectors.json.
+// Seeds are the pySim encodings of uicc_vectors.json and the
+// AUTHENTICATE responses of milenage_vectors.json.
 func seedEFs(f *testing.F) {
-	var v uiccVectors
-	load(f, "uicc_vectors.json", &v)
-	for _, e := range v.EFs {
-		f.Add(unhex(f, e.Hex))
+	for _, e := range vectors.UICC().EFs {
+		f.Add(e.Raw)
 	}
 }
 
@@ -114,11 +114,9 @@ func FuzzParseAD(f *testing.F) {
 }
 
 func FuzzParseAuthenticateResponse(f *testing.F) {
-	var v milenageVectors
-	load(f, "milenage_vectors.json", &v)
-	for _, s := range v.TestSets {
-		f.Add(unhex(f, s.Derived.RspOK))
-		f.Add(unhex(f, s.Derived.RspSync))
+	for _, s := range vectors.Milenage() {
+		f.Add(s.AuthRspOK)
+		f.Add(s.AuthRspSync)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseAuthenticateResponse(b)

@@ -3,56 +3,14 @@ package uicc
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 )
-
-// uiccVectors mirrors testdata/uicc_vectors.json, copied from the project's
-// shared spec folder (pySim test tables).
-type uiccVectors struct {
-	EFs []struct {
-		EF      string            `json:"ef"`
-		Hex     string            `json:"hex"`
-		Decoded map[string]string `json:"decoded"`
-	} `json:"ef_encodings_from_pysim_tests"`
-	AIDs map[string]string `json:"aids"`
-}
-
-// milenageVectors mirrors the part of testdata/milenage_vectors.json this
-// package checks: the AUTHENTICATE APDUs derived for each TS 35.208 set.
-type milenageVectors struct {
-	TestSets []struct {
-		Name    string `json:"name"`
-		RAND    string `json:"RAND"`
-		RES     string `json:"f2_RES"`
-		CK      string `json:"f3_CK"`
-		IK      string `json:"f4_IK"`
-		Derived struct {
-			AUTN    string `json:"AUTN"`
-			AUTS    string `json:"AUTS_if_SQN_MS_equals_SQN"`
-			Cmd     string `json:"AUTHENTICATE_cmd_APDU"`
-			RspOK   string `json:"AUTHENTICATE_rsp_success_ISIM"`
-			RspSync string `json:"AUTHENTICATE_rsp_syncfail"`
-		} `json:"derived_by_verifier"`
-	} `json:"test_sets"`
-}
-
-func load(t testing.TB, name string, v any) {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
@@ -64,47 +22,46 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 func TestEFVectors(t *testing.T) {
-	var v uiccVectors
-	load(t, "uicc_vectors.json", &v)
+	v := vectors.UICC()
 	if len(v.EFs) < 10 {
 		t.Fatalf("only %d EF vectors", len(v.EFs))
 	}
 	for _, e := range v.EFs {
 		t.Run(e.EF, func(t *testing.T) {
-			raw := unhex(t, e.Hex)
+			raw := e.Raw
 			var want, reenc string
 			var got string
 			var err error
 			switch {
 			case strings.Contains(e.EF, "IMPI"):
-				want = e.Decoded["nai"]
+				want = e.Text
 				got, err = ParseString("EF.IMPI", raw)
 				b, _ := EncodeString("EF.IMPI", want, 0)
 				reenc = hex.EncodeToString(b)
 			case strings.Contains(e.EF, "DOMAIN"):
-				want = e.Decoded["domain"]
+				want = e.Text
 				got, err = ParseString("EF.DOMAIN", raw)
 				b, _ := EncodeString("EF.DOMAIN", want, 0)
 				reenc = hex.EncodeToString(b)
 			case strings.Contains(e.EF, "IMPU"):
-				want = e.Decoded["impu"]
+				want = e.Text
 				got, err = ParseString("EF.IMPU", raw)
 				b, _ := EncodeString("EF.IMPU", want, 0)
 				reenc = hex.EncodeToString(b)
 			case strings.Contains(e.EF, "P-CSCF"):
-				want = e.Decoded["address"]
+				want = e.Text
 				var p PCSCF
 				p, _, err = ParsePCSCF(raw)
 				got = p.Address
 				b, _ := EncodePCSCF(want, 0)
 				reenc = hex.EncodeToString(b)
 			case strings.Contains(e.EF, "EF.DIR"):
-				want = e.Decoded["4F_AID"] + " " + e.Decoded["50_label"]
+				want = hex.EncodeToString(e.AID) + " " + e.Label
 				var app Application
 				app, _, err = ParseDIRRecord(raw)
 				got = hex.EncodeToString(app.AID) + " " + app.Label
-				if _, has73 := e.Decoded["73"]; has73 {
-					reenc = e.Hex // the discretionary template is not re-encoded
+				if e.Discretionary {
+					reenc = hex.EncodeToString(raw) // the discretionary template is not re-encoded
 				} else {
 					b, _ := EncodeDIRRecord(app, 0)
 					reenc = hex.EncodeToString(b)
@@ -117,7 +74,7 @@ func TestEFVectors(t *testing.T) {
 					t.Errorf("kind %v, want %v", app.Kind(), wantKind)
 				}
 			case strings.Contains(e.EF, "IMSI"):
-				want = e.Decoded["imsi"]
+				want = e.Text
 				got, err = DecodeIMSI(raw)
 				b, _ := EncodeIMSI(want)
 				reenc = hex.EncodeToString(b)
@@ -130,65 +87,58 @@ func TestEFVectors(t *testing.T) {
 			if got != want {
 				t.Errorf("decoded %q, want %q", got, want)
 			}
-			if reenc != e.Hex {
-				t.Errorf("encoded %s, want %s", reenc, e.Hex)
+			if reenc != hex.EncodeToString(e.Raw) {
+				t.Errorf("encoded %s, want %x", reenc, e.Raw)
 			}
 		})
 	}
-	if KindOf(unhex(t, v.AIDs["ISIM_AID_prefix"])) != AppISIM || KindOf(unhex(t, v.AIDs["USIM_AID_prefix"])) != AppUSIM {
+	if KindOf(v.AIDs.ISIMPrefix) != AppISIM || KindOf(v.AIDs.USIMPrefix) != AppUSIM {
 		t.Error("AID prefixes of the vectors are not classified")
 	}
 }
 
 func TestAuthenticateVectors(t *testing.T) {
-	var v milenageVectors
-	load(t, "milenage_vectors.json", &v)
 	n := 0
-	for _, s := range v.TestSets {
-		if s.Derived.Cmd == "" {
-			continue
-		}
+	for _, s := range vectors.Milenage() {
 		n++
 		t.Run(s.Name, func(t *testing.T) {
-			var rand isim.RAND
-			var autn isim.AUTN
-			copy(rand[:], unhex(t, s.RAND))
-			copy(autn[:], unhex(t, s.Derived.AUTN))
+			rand := isim.RAND(s.RAND)
+			autn := isim.AUTN(s.AUTN)
 			var buf [34]byte
 			cmd := AuthenticateCommand(0x00, rand, autn, &buf)
 			enc, err := cmd.MarshalBinary()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if hex.EncodeToString(enc) != s.Derived.Cmd {
-				t.Errorf("command %x, want %s", enc, s.Derived.Cmd)
+			if !bytes.Equal(enc, s.AuthCmd) {
+				t.Errorf("command %x, want %x", enc, s.AuthCmd)
 			}
 			r2, a2, err := ParseAuthenticateData(cmd.Data)
 			if err != nil || r2 != rand || a2 != autn {
 				t.Errorf("command data does not parse back: %v", err)
 			}
 
-			ok, err := ParseAuthenticateResponse(unhex(t, s.Derived.RspOK))
+			ok, err := ParseAuthenticateResponse(s.AuthRspOK)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok.Sync != nil || hex.EncodeToString(ok.Result.RES) != s.RES ||
-				hex.EncodeToString(ok.Result.CK[:]) != s.CK || hex.EncodeToString(ok.Result.IK[:]) != s.IK || ok.Kc != nil {
+			if ok.Sync != nil || !bytes.Equal(ok.Result.RES, s.RES[:]) ||
+				ok.Result.CK != s.CK || ok.Result.IK != s.IK || ok.Kc != nil {
 				t.Errorf("success parsed as %+v", ok)
 			}
 			again, err := AppendAuthenticateSuccess(nil, &ok.Result, nil)
-			if err != nil || hex.EncodeToString(again) != s.Derived.RspOK {
+			if err != nil || !bytes.Equal(again, s.AuthRspOK) {
 				t.Errorf("success re-encoded %x (%v)", again, err)
 			}
 
-			sf, err := ParseAuthenticateResponse(unhex(t, s.Derived.RspSync))
+			sf, err := ParseAuthenticateResponse(s.AuthRspSync)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sf.Sync == nil || hex.EncodeToString(sf.Sync.AUTS[:]) != s.Derived.AUTS {
+			if sf.Sync == nil || sf.Sync.AUTS != s.AUTS {
 				t.Errorf("sync failure parsed as %+v", sf)
 			}
-			if b := AppendAuthenticateSync(nil, &sf.Sync.AUTS); hex.EncodeToString(b) != s.Derived.RspSync {
+			if b := AppendAuthenticateSync(nil, &sf.Sync.AUTS); !bytes.Equal(b, s.AuthRspSync) {
 				t.Errorf("sync re-encoded %x", b)
 			}
 		})
@@ -199,27 +149,23 @@ func TestAuthenticateVectors(t *testing.T) {
 }
 
 func TestAuthenticateResponseUSIMKc(t *testing.T) {
-	var v milenageVectors
-	load(t, "milenage_vectors.json", &v)
-	s := v.TestSets[0]
-	var ck, ik [16]byte
-	copy(ck[:], unhex(t, s.CK))
-	copy(ik[:], unhex(t, s.IK))
+	s := vectors.Milenage()[0]
+	ck, ik := s.CK, s.IK
 	kc := KcFromCKIK(&ck, &ik)
 	// c3 computed by hand for set 1: CK1⊕CK2⊕IK1⊕IK2.
-	ckb, ikb := unhex(t, s.CK), unhex(t, s.IK)
+	ckb, ikb := s.CK, s.IK
 	for i := range 8 {
 		if kc[i] != ckb[i]^ckb[8+i]^ikb[i]^ikb[8+i] {
 			t.Fatalf("Kc byte %d", i)
 		}
 	}
-	rsp := append(unhex(t, s.Derived.RspOK), 8)
+	rsp := append(s.AuthRspOK, 8)
 	rsp = append(rsp, kc[:]...)
 	r, err := ParseAuthenticateResponse(rsp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(r.Kc, kc[:]) || hex.EncodeToString(r.Result.RES) != s.RES {
+	if !bytes.Equal(r.Kc, kc[:]) || !bytes.Equal(r.Result.RES, s.RES[:]) {
 		t.Fatalf("USIM response parsed as %+v", r)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/imsue/imsue/cards/apdu/apdutest"
 	"github.com/imsue/imsue/cards/internal/akatest"
 	"github.com/imsue/imsue/cards/vcard"
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 )
 
@@ -26,10 +27,7 @@ var ident = isim.Identity{
 
 func newCard(t testing.TB, cfg vcard.Config) *vcard.Card {
 	t.Helper()
-	sets, err := akatest.Load("testdata/milenage_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	set1 := vectors.Milenage()[0]
 	if cfg.Identity.IMSI == "" {
 		cfg.Identity = ident
 	}
@@ -37,7 +35,8 @@ func newCard(t testing.TB, cfg vcard.Config) *vcard.Card {
 		cfg.MNCLength = 2
 	}
 	if cfg.Auth == nil {
-		if cfg.Auth, err = akatest.Software(cfg.Identity, sets[0].K, sets[0].OPc); err != nil {
+		var err error
+		if cfg.Auth, err = akatest.Software(cfg.Identity, set1.K, set1.OPc); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -278,16 +277,12 @@ func FuzzServe(f *testing.F) {
 }
 
 func BenchmarkTransmitAuthenticate(b *testing.B) {
-	sets, err := akatest.Load("testdata/milenage_vectors.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := sets[0]
-	c := newCard(b, vcard.Config{Auth: acceptAll{s.RES, s.CK, s.IK}})
+	s := vectors.Milenage()[0]
+	c := newCard(b, vcard.Config{Auth: acceptAll{s.RES[:], s.CK, s.IK}})
 	if _, err := c.Transmit(apdutest.MustHex("00a4040c07a0000000871004")); err != nil {
 		b.Fatal(err)
 	}
-	cmd := s.AUTHCmd
+	cmd := s.AuthCmd
 	b.ReportAllocs()
 	for b.Loop() {
 		if rsp, _ := c.Transmit(cmd); rsp[len(rsp)-2] != 0x90 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/isim/milenage"
 	"github.com/imsue/imsue/profile"
@@ -33,16 +34,13 @@ func (n *akaNet) challenge(seq uint64, ind int) (rand, autn string) {
 // into a new folder and returns its path and the network for those keys.
 func writeProfile(t *testing.T, extra string) (string, *akaNet) {
 	t.Helper()
-	ts := loadMilenageVectors(t).TestSets[0]
+	ts := vectors.Milenage()[0]
 	path := filepath.Join(t.TempDir(), "ue1.yaml")
-	body := "imsi: \"001010123456789\"\nmnc_length: 2\nk: " + ts.K + "\nopc: " + ts.OPc + "\n" + extra
+	body := "imsi: \"001010123456789\"\nmnc_length: 2\nk: " + hx(ts.K[:]) + "\nopc: " + hx(ts.OPc[:]) + "\n" + extra
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var k, opc [16]byte
-	hex.Decode(k[:], []byte(ts.K))
-	hex.Decode(opc[:], []byte(ts.OPc))
-	return path, &akaNet{c: milenage.New(k, opc), rand: [16]byte{0xa5}}
+	return path, &akaNet{c: milenage.New(ts.K, ts.OPc), rand: [16]byte{0xa5}}
 }
 
 // TestAKAEndToEnd is the story through the real command, in
@@ -155,8 +153,9 @@ func TestAKAProfileWarning(t *testing.T) {
 // TestAKABadInput: every configuration problem is exit 2 with a message
 // naming the field (or flag, or file), and one JSON error object.
 func TestAKABadInput(t *testing.T) {
-	ts := loadMilenageVectors(t).TestSets[0]
-	rand, autn := ts.RAND, ts.Derived.AUTN
+	ts := vectors.Milenage()[0]
+	k, op, opc := hx(ts.K[:]), hx(ts.OP[:]), hx(ts.OPc[:])
+	rand, autn := hx(ts.RAND[:]), hx(ts.AUTN[:])
 	tests := []struct {
 		name    string
 		profile string // profile body; "" to use args only
@@ -164,13 +163,13 @@ func TestAKABadInput(t *testing.T) {
 		args    []string
 		want    string
 	}{
-		{"k wrong length", "imsi: '001010123456789'\nmnc_length: 2\nk: " + ts.K[:30] + "\nopc: " + ts.OPc + "\n", "", nil, "k: want 32 hex digits, got 30"},
-		{"k not hex", "imsi: '001010123456789'\nmnc_length: 2\nk: " + ts.K[:31] + "q\nopc: " + ts.OPc + "\n", "", nil, "k: not hex"},
-		{"opc wrong length", "imsi: '001010123456789'\nmnc_length: 2\nk: " + ts.K + "\nopc: " + ts.OPc + "a\n", "", nil, "opc: want 32 hex digits, got 33"},
-		{"both op and opc", "imsi: '001010123456789'\nmnc_length: 2\nk: " + ts.K + "\nop: " + ts.OP + "\nopc: " + ts.OPc + "\n", "", nil, "op: give op or opc, not both"},
-		{"neither op nor opc", "imsi: '001010123456789'\nmnc_length: 2\nk: " + ts.K + "\n", "", nil, "opc: required with k"},
-		{"imsi 13 digits", "imsi: '0010101234567'\nmnc_length: 2\nk: " + ts.K + "\nopc: " + ts.OPc + "\n", "", nil, "imsi: want 14 or 15 digits, got 13"},
-		{"imsi 16 digits", "imsi: '0010101234567890'\nmnc_length: 2\nk: " + ts.K + "\nopc: " + ts.OPc + "\n", "", nil, "imsi: want 14 or 15 digits, got 16"},
+		{"k wrong length", "imsi: '001010123456789'\nmnc_length: 2\nk: " + k[:30] + "\nopc: " + opc + "\n", "", nil, "k: want 32 hex digits, got 30"},
+		{"k not hex", "imsi: '001010123456789'\nmnc_length: 2\nk: " + k[:31] + "q\nopc: " + opc + "\n", "", nil, "k: not hex"},
+		{"opc wrong length", "imsi: '001010123456789'\nmnc_length: 2\nk: " + k + "\nopc: " + opc + "a\n", "", nil, "opc: want 32 hex digits, got 33"},
+		{"both op and opc", "imsi: '001010123456789'\nmnc_length: 2\nk: " + k + "\nop: " + op + "\nopc: " + opc + "\n", "", nil, "op: give op or opc, not both"},
+		{"neither op nor opc", "imsi: '001010123456789'\nmnc_length: 2\nk: " + k + "\n", "", nil, "opc: required with k"},
+		{"imsi 13 digits", "imsi: '0010101234567'\nmnc_length: 2\nk: " + k + "\nopc: " + opc + "\n", "", nil, "imsi: want 14 or 15 digits, got 13"},
+		{"imsi 16 digits", "imsi: '0010101234567890'\nmnc_length: 2\nk: " + k + "\nopc: " + opc + "\n", "", nil, "imsi: want 14 or 15 digits, got 16"},
 		{"corrupt state", "", "imsue-sqn-state 1\nind-bits 5\nseq 0 1\n", nil, "ue1.sqn: read: corrupt SQN state"},
 		{"state is a folder", "", "<dir>", nil, "ue1.sqn: read"},
 		{"rand wrong length", "", "", []string{"--rand", rand[:30]}, "--rand: want 32 hex digits, got 30"},
@@ -206,7 +205,7 @@ func TestAKABadInput(t *testing.T) {
 			if got := decodeOneJSON(t, stdout); got["result"] != "error" {
 				t.Fatalf("JSON %v", got)
 			}
-			for _, secret := range []string{ts.K[:12], ts.OPc[:12], ts.OP[:12]} {
+			for _, secret := range []string{k[:12], opc[:12], op[:12]} {
 				if strings.Contains(stderr+stdout, secret) {
 					t.Fatalf("a key was printed: %s", stderr)
 				}

@@ -13,18 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/isim/milenage"
 )
 
-// cardKeys are TS 35.208 set 1 (testdata/milenage_vectors.json).
-const (
-	cardK    = "465b5ce8b199b49faa5f0a2ee238a6bc"
-	cardOPc  = "cd63cb71954a9f4e48a5994e37a02baf"
-	cardRAND = "23553cbe9637a89d218ae64dae47bf35"
-	cardRES  = "a54211d5e3ba50bf"
-	cardCK   = "b40ba9a3c58b2a05bbf0d987b21bf8cb"
-	cardIK   = "f769bcd751044604127672711c6d3441"
+// cardSet is TS 35.208 set 1; the card tests take its values as the hex
+// that flags, profiles and APDUs carry.
+var (
+	cardSet  = vectors.Milenage()[0]
+	cardK    = hx(cardSet.K[:])
+	cardOPc  = hx(cardSet.OPc[:])
+	cardRAND = hx(cardSet.RAND[:])
+	cardRES  = hx(cardSet.RES[:])
+	cardCK   = hx(cardSet.CK[:])
+	cardIK   = hx(cardSet.IK[:])
 )
 
 // cardProfile writes a profile into dir and returns its path.

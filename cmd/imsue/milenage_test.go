@@ -2,61 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/imsue/imsue/internal/vectors"
 )
 
-// milenageVectorFile mirrors testdata/milenage_vectors.json, copied from the
-// shared spec folder: the TS 35.208 sets and the libosmocore extras.
-type milenageVectorFile struct {
-	TestSets []struct {
-		Name    string `json:"name"`
-		K       string `json:"K"`
-		OP      string `json:"OP"`
-		OPc     string `json:"OPc"`
-		RAND    string `json:"RAND"`
-		SQN     string `json:"SQN"`
-		AMF     string `json:"AMF"`
-		MACA    string `json:"f1_MAC_A"`
-		MACS    string `json:"f1star_MAC_S"`
-		RES     string `json:"f2_RES"`
-		CK      string `json:"f3_CK"`
-		IK      string `json:"f4_IK"`
-		AK      string `json:"f5_AK"`
-		AKStar  string `json:"f5star_AKstar"`
-		Derived struct {
-			AUTN string `json:"AUTN"`
-			AUTS string `json:"AUTS_if_SQN_MS_equals_SQN"`
-		} `json:"derived_by_verifier"`
-	} `json:"test_sets"`
-	Extra []struct {
-		Name  string `json:"name"`
-		K     string `json:"K"`
-		OP    string `json:"OP"`
-		OPc   string `json:"OPc"`
-		RAND  string `json:"RAND"`
-		AUTS  string `json:"AUTS"`
-		SQNMS string `json:"expected_SQN_MS"`
-	} `json:"extra_vectors"`
-}
-
-func loadMilenageVectors(t *testing.T) milenageVectorFile {
-	t.Helper()
-	b, err := os.ReadFile("testdata/milenage_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v milenageVectorFile
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	if len(v.TestSets) != 15 {
-		t.Fatalf("want the 15 TS 35.208 sets, found %d", len(v.TestSets))
-	}
-	return v
-}
+// hx is the lowercase hex of a vector's field, as a flag takes it and
+// the JSON output prints it.
+func hx(b []byte) string { return hex.EncodeToString(b) }
 
 // runCLI runs imsue in-process and returns its exit code and output.
 func runImsue(args ...string) (code int, stdout, stderr string) {
@@ -83,24 +39,28 @@ func decodeOneJSON(t *testing.T, stdout string) map[string]any {
 // TestMilenageVectors: the 15 sets, keyed by OP and by OPc, upper-case
 // input, every output field against the vector.
 func TestMilenageVectors(t *testing.T) {
-	for _, ts := range loadMilenageVectors(t).TestSets {
+	sets := vectors.Milenage()
+	if len(sets) != 15 {
+		t.Fatalf("want the 15 TS 35.208 sets, found %d", len(sets))
+	}
+	for _, ts := range sets {
 		for _, keyFlag := range []string{"--op", "--opc"} {
 			t.Run(ts.Name+"/"+keyFlag, func(t *testing.T) {
-				opKey := ts.OP
+				opKey := hx(ts.OP[:])
 				if keyFlag == "--opc" {
-					opKey = ts.OPc
+					opKey = hx(ts.OPc[:])
 				}
 				code, stdout, stderr := runImsue("milenage", "--json",
-					"--k", strings.ToUpper(ts.K), keyFlag, strings.ToUpper(opKey),
-					"--rand", ts.RAND, "--sqn", ts.SQN, "--amf", ts.AMF)
+					"--k", strings.ToUpper(hx(ts.K[:])), keyFlag, strings.ToUpper(opKey),
+					"--rand", hx(ts.RAND[:]), "--sqn", hx(ts.SQN[:]), "--amf", hx(ts.AMF[:]))
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)
 				}
 				got := decodeOneJSON(t, stdout)
 				want := map[string]string{
-					"opc": ts.OPc, "mac_a": ts.MACA, "mac_s": ts.MACS, "res": ts.RES,
-					"ck": ts.CK, "ik": ts.IK, "ak": ts.AK, "ak_star": ts.AKStar,
-					"autn": ts.Derived.AUTN, "auts": ts.Derived.AUTS,
+					"opc": hx(ts.OPc[:]), "mac_a": hx(ts.MACA[:]), "mac_s": hx(ts.MACS[:]), "res": hx(ts.RES[:]),
+					"ck": hx(ts.CK[:]), "ik": hx(ts.IK[:]), "ak": hx(ts.AK[:]), "ak_star": hx(ts.AKStar[:]),
+					"autn": hx(ts.AUTN[:]), "auts": hx(ts.AUTS[:]),
 				}
 				for k, v := range want {
 					if got[k] != strings.ToLower(v) {
@@ -116,8 +76,8 @@ func TestMilenageVectors(t *testing.T) {
 }
 
 func TestMilenageWithoutSQN(t *testing.T) {
-	ts := loadMilenageVectors(t).TestSets[2]
-	code, stdout, stderr := runImsue("milenage", "--json", "--k", ts.K, "--opc", ts.OPc, "--rand", ts.RAND)
+	ts := vectors.Milenage()[2]
+	code, stdout, stderr := runImsue("milenage", "--json", "--k", hx(ts.K[:]), "--opc", hx(ts.OPc[:]), "--rand", hx(ts.RAND[:]))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -127,7 +87,7 @@ func TestMilenageWithoutSQN(t *testing.T) {
 			t.Errorf("%s printed without --sqn/--amf", k)
 		}
 	}
-	if got["res"] != ts.RES || got["ak_star"] != ts.AKStar {
+	if got["res"] != hx(ts.RES[:]) || got["ak_star"] != hx(ts.AKStar[:]) {
 		t.Errorf("res %v ak_star %v", got["res"], got["ak_star"])
 	}
 }
@@ -135,49 +95,42 @@ func TestMilenageWithoutSQN(t *testing.T) {
 // TestMilenageOpenAUTS uses libosmocore's AUTS vector, and the same AUTS
 // with its MAC-S damaged.
 func TestMilenageOpenAUTS(t *testing.T) {
-	var x *struct {
-		Name  string `json:"name"`
-		K     string `json:"K"`
-		OP    string `json:"OP"`
-		OPc   string `json:"OPc"`
-		RAND  string `json:"RAND"`
-		AUTS  string `json:"AUTS"`
-		SQNMS string `json:"expected_SQN_MS"`
-	}
-	v := loadMilenageVectors(t)
-	for i := range v.Extra {
-		if v.Extra[i].AUTS != "" {
-			x = &v.Extra[i]
+	var x *vectors.ExtraVector
+	v := vectors.MilenageExtra()
+	for i := range v {
+		if v[i].Kind == vectors.ExtraResync {
+			x = &v[i]
 		}
 	}
 	if x == nil {
 		t.Fatal("no AUTS vector")
 	}
-	code, stdout, stderr := runImsue("milenage", "--json", "--k", x.K, "--opc", x.OPc, "--rand", x.RAND, "--auts", x.AUTS)
+	k, opc, rand, auts := hx(x.K[:]), hx(x.OPc[:]), hx(x.RAND[:]), hx(x.AUTS[:])
+	code, stdout, stderr := runImsue("milenage", "--json", "--k", k, "--opc", opc, "--rand", rand, "--auts", auts)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	got := decodeOneJSON(t, stdout)
-	if got["sqn_ms"] != x.SQNMS || got["auts_mac_ok"] != true {
-		t.Fatalf("sqn_ms %v auts_mac_ok %v, want %s true", got["sqn_ms"], got["auts_mac_ok"], x.SQNMS)
+	if got["sqn_ms"] != hx(x.SQNMS[:]) || got["auts_mac_ok"] != true {
+		t.Fatalf("sqn_ms %v auts_mac_ok %v, want %x true", got["sqn_ms"], got["auts_mac_ok"], x.SQNMS)
 	}
-	bad := x.AUTS[:27] + "0"
-	if x.AUTS[27] == '0' {
-		bad = x.AUTS[:27] + "1"
+	bad := auts[:27] + "0"
+	if auts[27] == '0' {
+		bad = auts[:27] + "1"
 	}
-	_, stdout, _ = runImsue("milenage", "--json", "--k", x.K, "--opc", x.OPc, "--rand", x.RAND, "--auts", bad)
+	_, stdout, _ = runImsue("milenage", "--json", "--k", k, "--opc", opc, "--rand", rand, "--auts", bad)
 	if got := decodeOneJSON(t, stdout); got["auts_mac_ok"] != false {
 		t.Fatalf("damaged MAC-S: auts_mac_ok %v", got["auts_mac_ok"])
 	}
 }
 
 func TestMilenageText(t *testing.T) {
-	ts := loadMilenageVectors(t).TestSets[0]
-	code, stdout, _ := runImsue("milenage", "--k", ts.K, "--op", ts.OP, "--rand", ts.RAND, "--sqn", ts.SQN, "--amf", ts.AMF)
+	ts := vectors.Milenage()[0]
+	code, stdout, _ := runImsue("milenage", "--k", hx(ts.K[:]), "--op", hx(ts.OP[:]), "--rand", hx(ts.RAND[:]), "--sqn", hx(ts.SQN[:]), "--amf", hx(ts.AMF[:]))
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, line := range []string{"opc         " + ts.OPc, "autn        " + ts.Derived.AUTN, "res         " + ts.RES} {
+	for _, line := range []string{"opc         " + hx(ts.OPc[:]), "autn        " + hx(ts.AUTN[:]), "res         " + hx(ts.RES[:])} {
 		if !strings.Contains(stdout, line+"\n") {
 			t.Errorf("text output lacks %q:\n%s", line, stdout)
 		}

@@ -3,15 +3,17 @@ package milenage
 import (
 	"crypto/aes"
 	"testing"
+
+	"github.com/imsue/imsue/internal/vectors"
 )
 
 // BenchmarkChallenge is the UE side of one challenge from a prepared
 // subscriber: AK, SQN recovery, MAC-A check, RES, CK and IK.
 func BenchmarkChallenge(b *testing.B) {
-	ts := loadVectors(b).TestSets[0]
-	c := New(h16(b, ts.K), h16(b, ts.OPc))
-	rand := h16(b, ts.RAND)
-	autn := h16(b, ts.Derived.AUTN)
+	ts := vectors.Milenage()[0]
+	c := New(ts.K, ts.OPc)
+	rand := ts.RAND
+	autn := ts.AUTN
 	var ch Challenge
 	b.ReportAllocs()
 	for b.Loop() {

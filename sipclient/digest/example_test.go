@@ -9,7 +9,7 @@ import (
 )
 
 // The UE side of an AKAv1-MD5 challenge, with the values of the derived
-// MILENAGE test set 19 vector in testdata/digest_vectors.json.
+// MILENAGE test set 19 vector of digest_vectors.json (internal/vectors).
 func Example() {
 	ch, err := digest.ParseChallenge(`Digest realm="ims.mnc001.mcc001.3gppnetwork.org", ` +
 		`nonce="gekrbA7g4S6866jZKpnfpbtS6Rx0esOrKlwj0V7jUdU=", algorithm=AKAv1-MD5, qop="auth,auth-int"`)

@@ -3,60 +3,20 @@ package digest
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
 	"strconv"
 	"testing"
+
+	"github.com/imsue/imsue/internal/vectors"
 )
 
-// vector mirrors one entry of testdata/digest_vectors.json, copied from the
-// project's shared spec folder (RFC 2617 §3.5, two external AKAv1-MD5
-// vectors, and the set derived from MILENAGE test set 19).
-type vector struct {
-	Name          string `json:"name"`
-	Username      string `json:"username"`
-	Realm         string `json:"realm"`
-	PasswordASCII string `json:"password_ascii"`
-	PasswordHex   string `json:"password_hex"`
-	Method        string `json:"method"`
-	URI           string `json:"uri"`
-	Nonce         string `json:"nonce"`
-	NC            string `json:"nc"`
-	CNonce        string `json:"cnonce"`
-	QOP           string `json:"qop"`
-	Algorithm     string `json:"algorithm"`
-	Body          string `json:"body"`
-	HBody         string `json:"H_entity_body"`
-	HA1           string `json:"HA1"`
-	HA2           string `json:"HA2"`
-	Response      string `json:"response"`
-	RAND          string `json:"RAND"`
-	AUTN          string `json:"AUTN"`
-	RES           string `json:"RES"`
-	CK            string `json:"CK"`
-	IK            string `json:"IK"`
-	AUTS          string `json:"AUTS"`
-	AUTSParam     string `json:"auts_param"`
-	AKAv2Password string `json:"derived_AKAv2_password"`
-}
-
-func loadVectors(t testing.TB) []vector {
+func loadVectors(t testing.TB) []vectors.DigestVector {
 	t.Helper()
-	b, err := os.ReadFile("testdata/digest_vectors.json")
-	if err != nil {
-		t.Fatal(err)
+	v := vectors.Digest()
+	if len(v) < 8 {
+		t.Fatalf("internal/vectors has %d digest vectors, want at least 8", len(v))
 	}
-	var f struct {
-		Vectors []vector `json:"vectors"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Vectors) < 8 {
-		t.Fatalf("testdata has %d vectors, want at least 8", len(f.Vectors))
-	}
-	return f.Vectors
+	return v
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -68,27 +28,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-func unhex16(t testing.TB, s string) [16]byte {
-	t.Helper()
-	var a [16]byte
-	if b := unhex(t, s); len(b) != 16 {
-		t.Fatalf("%q: %d bytes, want 16", s, len(b))
-	} else {
-		copy(a[:], b)
-	}
-	return a
-}
-
-// password is the vector's digest password: ASCII text (MD5, AKAv2) or the
-// raw octets (AKAv1 RES; empty for the sync-failure answer).
-func (v vector) password(t testing.TB) []byte {
-	if v.PasswordASCII != "" {
-		return []byte(v.PasswordASCII)
-	}
-	return unhex(t, v.PasswordHex)
-}
-
-func (v vector) nc(t testing.TB) uint32 {
+func nc(t testing.TB, v vectors.DigestVector) uint32 {
 	n, err := strconv.ParseUint(v.NC, 16, 32)
 	if err != nil {
 		t.Fatalf("%s: nc %q: %v", v.Name, v.NC, err)
@@ -96,16 +36,16 @@ func (v vector) nc(t testing.TB) uint32 {
 	return uint32(n)
 }
 
-func (v vector) credentials(t testing.TB) Credentials {
+func credentials(t testing.TB, v vectors.DigestVector) Credentials {
 	return Credentials{
 		Username: v.Username,
 		Realm:    v.Realm,
-		Password: v.password(t),
+		Password: v.Password,
 		Method:   v.Method,
 		URI:      v.URI,
 		Nonce:    v.Nonce,
 		QOP:      v.QOP,
-		NC:       v.nc(t),
+		NC:       nc(t, v),
 		CNonce:   v.CNonce,
 		Body:     []byte(v.Body),
 	}
@@ -114,7 +54,7 @@ func (v vector) credentials(t testing.TB) Credentials {
 func TestResponseVectors(t *testing.T) {
 	for _, v := range loadVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {
-			c := v.credentials(t)
+			c := credentials(t, v)
 			if got := Response(c); got != v.Response {
 				t.Errorf("Response = %s, want %s", got, v.Response)
 			}
@@ -127,11 +67,11 @@ func TestResponseVectors(t *testing.T) {
 			if v.HA2 != "" && string(ha2[:]) != v.HA2 {
 				t.Errorf("HA2 = %s, want %s", ha2, v.HA2)
 			}
-			if v.HBody != "" {
+			if v.HEntityBody != "" {
 				var hb [hexLen]byte
 				md5Hex(&hb, []byte(v.Body))
-				if string(hb[:]) != v.HBody {
-					t.Errorf("H(body) = %s, want %s", hb, v.HBody)
+				if string(hb[:]) != v.HEntityBody {
+					t.Errorf("H(body) = %s, want %s", hb, v.HEntityBody)
 				}
 			}
 			if string(appendNC(nil, c.NC)) != v.NC {
@@ -154,19 +94,19 @@ func TestVectorsEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseChallenge(%q): %v", ch.String(), err)
 			}
-			if v.RAND != "" {
+			if v.AKA != nil {
 				rand, autn, err := AKANonce(ch2.Nonce)
 				if err != nil {
 					t.Fatalf("AKANonce: %v", err)
 				}
-				if rand != unhex16(t, v.RAND) || autn != unhex16(t, v.AUTN) {
-					t.Errorf("AKANonce = %x, %x; want %s, %s", rand, autn, v.RAND, v.AUTN)
+				if rand != v.AKA.RAND || autn != v.AKA.AUTN {
+					t.Errorf("AKANonce = %x, %x; want %x, %x", rand, autn, v.AKA.RAND, v.AKA.AUTN)
 				}
 				if got := EncodeAKANonce(rand, autn, nil); got != v.Nonce {
 					t.Errorf("EncodeAKANonce = %s, want %s", got, v.Nonce)
 				}
 			}
-			cr := v.credentials(t)
+			cr := credentials(t, v)
 			cr.Realm, cr.Nonce = "", "" // Answer takes them from the challenge
 			a, err := ch2.Answer(cr)
 			if err != nil {
@@ -180,10 +120,10 @@ func TestVectorsEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseAuthorization(%q): %v", text, err)
 			}
-			if err := Verify(ch2, got, v.Method, []byte(v.Body), v.password(t)); err != nil {
+			if err := Verify(ch2, got, v.Method, []byte(v.Body), v.Password); err != nil {
 				t.Errorf("Verify(%q): %v", text, err)
 			}
-			wrong := append(bytes.Clone(v.password(t)), 'x')
+			wrong := append(bytes.Clone(v.Password), 'x')
 			if err := Verify(ch2, got, v.Method, []byte(v.Body), wrong); !errors.Is(err, ErrMismatch) {
 				t.Errorf("Verify with a wrong password = %v, want ErrMismatch", err)
 			}
@@ -194,15 +134,18 @@ func TestVectorsEndToEnd(t *testing.T) {
 func TestAKAv2PasswordVectors(t *testing.T) {
 	n := 0
 	for _, v := range loadVectors(t) {
-		want := v.AKAv2Password
-		if v.Algorithm == AKAv2MD5 {
-			want = v.PasswordASCII
+		if v.AKA == nil {
+			continue
 		}
-		if want == "" || v.RES == "" {
+		want := v.AKA.AKAv2Password
+		if v.Algorithm == AKAv2MD5 {
+			want = string(v.Password)
+		}
+		if want == "" {
 			continue
 		}
 		n++
-		got := AKAv2Password(unhex(t, v.RES), unhex16(t, v.IK), unhex16(t, v.CK))
+		got := AKAv2Password(v.AKA.RES, v.AKA.IK, v.AKA.CK)
 		if string(got) != want {
 			t.Errorf("%s: AKAv2Password = %s, want %s", v.Name, got, want)
 		}
@@ -215,18 +158,18 @@ func TestAKAv2PasswordVectors(t *testing.T) {
 func TestAUTSVectors(t *testing.T) {
 	n := 0
 	for _, v := range loadVectors(t) {
-		if v.AUTS == "" {
+		if v.AKA == nil || v.AKA.Resync == nil {
 			continue
 		}
 		n++
-		var auts [14]byte
-		copy(auts[:], unhex(t, v.AUTS))
-		if got := EncodeAUTS(auts); got != v.AUTSParam {
-			t.Errorf("%s: EncodeAUTS = %s, want %s", v.Name, got, v.AUTSParam)
+		r := v.AKA.Resync
+		auts := r.AUTS
+		if got := EncodeAUTS(auts); got != r.Param {
+			t.Errorf("%s: EncodeAUTS = %s, want %s", v.Name, got, r.Param)
 		}
-		back, err := DecodeAUTS(v.AUTSParam)
+		back, err := DecodeAUTS(r.Param)
 		if err != nil || back != auts {
-			t.Errorf("%s: DecodeAUTS(%s) = %x, %v; want %s", v.Name, v.AUTSParam, back, err, v.AUTS)
+			t.Errorf("%s: DecodeAUTS(%s) = %x, %v; want %x", v.Name, r.Param, back, err, r.AUTS)
 		}
 	}
 	if n == 0 {
@@ -311,9 +254,9 @@ func TestAppendNC(t *testing.T) {
 
 func BenchmarkResponse(b *testing.B) {
 	// AKAv1-MD5, qop=auth: the derived MILENAGE set 19 vector.
-	var v vector
+	var v vectors.DigestVector
 	for _, x := range loadVectors(b) {
-		if x.Algorithm == AKAv1MD5 && x.QOP == QOPAuth && x.RAND == "81e92b6c0ee0e12ebceba8d92a99dfa5" && x.PasswordHex != "" {
+		if x.Algorithm == AKAv1MD5 && x.QOP == QOPAuth && x.AKA != nil && hex.EncodeToString(x.AKA.RAND[:]) == "81e92b6c0ee0e12ebceba8d92a99dfa5" && len(x.Password) != 0 {
 			v = x
 			break
 		}
@@ -321,7 +264,7 @@ func BenchmarkResponse(b *testing.B) {
 	if v.Name == "" {
 		b.Fatal("no AKAv1 qop=auth set-19 vector")
 	}
-	c := v.credentials(b)
+	c := credentials(b, v)
 	if Response(c) != v.Response {
 		b.Fatal("wrong response")
 	}

@@ -1,93 +1,12 @@
-// Package akatest gives the card tests their AKA material: the TS 35.208
-// sets of milenage_vectors.json (each test package keeps its own copy in
-// testdata/), a software ISIM over a memory store, and fresh challenges.
+// Package akatest gives the card tests the AKA side of their material: a
+// software ISIM over a memory store, fresh challenges, and AUTS opening.
+// The TS 35.208 sets the tests key them with come from internal/vectors.
 package akatest
 
 import (
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"os"
-
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/isim/milenage"
 )
-
-// Set is one MILENAGE test set with what a card must answer to its RAND.
-type Set struct {
-	Name       string
-	K, OPc     [16]byte
-	RAND       isim.RAND
-	RES        []byte
-	CK, IK     [16]byte
-	AUTHCmd    []byte // AUTHENTICATE APDU for the set's own SQN/AMF
-	AUTHRspOK  []byte
-	AUTHRspSF  []byte
-	AUTNOfSet  isim.AUTN
-	AUTSForSQN isim.AUTS
-}
-
-// Load reads the test sets of a milenage_vectors.json.
-func Load(path string) ([]Set, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var v struct {
-		TestSets []struct {
-			Name    string `json:"name"`
-			K       string `json:"K"`
-			OPc     string `json:"OPc"`
-			RAND    string `json:"RAND"`
-			RES     string `json:"f2_RES"`
-			CK      string `json:"f3_CK"`
-			IK      string `json:"f4_IK"`
-			Derived struct {
-				AUTN  string `json:"AUTN"`
-				AUTS  string `json:"AUTS_if_SQN_MS_equals_SQN"`
-				Cmd   string `json:"AUTHENTICATE_cmd_APDU"`
-				RspOK string `json:"AUTHENTICATE_rsp_success_ISIM"`
-				RspSF string `json:"AUTHENTICATE_rsp_syncfail"`
-			} `json:"derived_by_verifier"`
-		} `json:"test_sets"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var sets []Set
-	for _, t := range v.TestSets {
-		s := Set{Name: t.Name}
-		var errs []error
-		fixed := func(dst []byte, h string) {
-			b, err := hex.DecodeString(h)
-			if err == nil && len(b) != len(dst) {
-				err = fmt.Errorf("%d bytes, want %d", len(b), len(dst))
-			}
-			errs = append(errs, err)
-			copy(dst, b)
-		}
-		fixed(s.K[:], t.K)
-		fixed(s.OPc[:], t.OPc)
-		fixed(s.RAND[:], t.RAND)
-		fixed(s.CK[:], t.CK)
-		fixed(s.IK[:], t.IK)
-		fixed(s.AUTNOfSet[:], t.Derived.AUTN)
-		fixed(s.AUTSForSQN[:], t.Derived.AUTS)
-		var err error
-		s.RES, err = hex.DecodeString(t.RES)
-		errs = append(errs, err)
-		s.AUTHCmd, _ = hex.DecodeString(t.Derived.Cmd)
-		s.AUTHRspOK, _ = hex.DecodeString(t.Derived.RspOK)
-		s.AUTHRspSF, _ = hex.DecodeString(t.Derived.RspSF)
-		for _, e := range errs {
-			if e != nil {
-				return nil, fmt.Errorf("%s: %s: %w", path, t.Name, e)
-			}
-		}
-		sets = append(sets, s)
-	}
-	return sets, nil
-}
 
 // Software returns the project's software ISIM for k/opc over a memory
 // store: a fresh ISIM that has accepted nothing yet.

@@ -96,17 +96,25 @@ type Client struct {
 	unprotPort uint16
 	alloc      *mt.Allocator
 
-	tp       *transport
-	life     context.Context // cancelled with cause ErrClosed by Close
-	kill     context.CancelCauseFunc
-	closed   atomic.Bool
-	stray    atomic.Int64  // responses that matched no transaction
+	tp     *transport
+	life   context.Context // cancelled with cause ErrClosed by Close
+	kill   context.CancelCauseFunc
+	closed atomic.Bool
+	stray  atomic.Int64 // responses that matched no transaction
+	// sendMu is held for reading while a response to a request that came
+	// over an SA set is sent, and for writing while a set is withdrawn
+	// before its removal: a response then either leaves while the SAs are
+	// still there or not at all, never in clear (TS 33.203 §7.1).
+	sendMu   sync.RWMutex
 	respPort atomic.Uint32 // port_uc of the current set (UDP responses), 0: none
 
 	mu        sync.Mutex
 	txs       map[string]*clientTx
 	stx       map[string]*serverTx
 	installed map[uint64]*ipsec.SASet
+	// withdrawn marks installed sets whose removal has begun: a request
+	// that arrived over one of them is no longer answered (see sendMu).
+	withdrawn map[uint64]bool
 	subCallID string // reg-event subscription, for matching NOTIFYs
 
 	events chan *notifyEvent
@@ -135,6 +143,7 @@ func New(cfg Config) (*Client, error) {
 		txs:       map[string]*clientTx{},
 		stx:       map[string]*serverTx{},
 		installed: map[uint64]*ipsec.SASet{},
+		withdrawn: map[uint64]bool{},
 		events:    make(chan *notifyEvent, 16),
 	}
 	if cfg.Identity != nil {
@@ -277,12 +286,14 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	var errs []error
 	for _, set := range sets {
+		c.withdraw(set.ID)
 		if err := c.s.backend.Remove(context.Background(), set); err != nil {
 			errs = append(errs, &IPsecError{Op: "remove", Set: set.ID, Err: err})
 			continue
 		}
 		c.mu.Lock()
 		delete(c.installed, set.ID)
+		delete(c.withdrawn, set.ID)
 		c.mu.Unlock()
 	}
 	c.cur, c.old, c.reg = nil, nil, nil

@@ -137,15 +137,43 @@ func (c *Client) remove(ctx context.Context, s *saState) error {
 	c.alloc.Release(s.ue)
 	// A cancelled caller context must not leave SAs behind.
 	ctx = context.WithoutCancel(ctx)
+	c.withdraw(s.set.ID)
 	err := c.s.backend.Remove(ctx, s.set)
 	c.mu.Lock()
 	delete(c.installed, s.set.ID)
+	delete(c.withdrawn, s.set.ID)
 	c.mu.Unlock()
 	if err != nil {
 		return &IPsecError{Op: "remove", Set: s.set.ID, Err: err}
 	}
 	c.s.log.Info("SA set removed", "set", s.set.ID)
 	return nil
+}
+
+// withdraw marks the set as being removed, once no response over it is
+// being sent: from then on requests that arrived over it go unanswered,
+// since an answer sent after its SAs are gone would leave in clear.
+func (c *Client) withdraw(id uint64) {
+	c.sendMu.Lock()
+	c.mu.Lock()
+	c.withdrawn[id] = true
+	c.mu.Unlock()
+	c.sendMu.Unlock()
+}
+
+// arrivedOver returns the installed set with an inbound SA from in.remote
+// to in.local: the set a request arrived over.
+func (c *Client) arrivedOver(in *inbound) (id uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, set := range c.installed {
+		for _, sa := range set.SAs {
+			if sa.Dir == ipsec.In && sa.Src == in.remote && sa.Dst == in.local {
+				return id, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // protectedRoute is how requests go over set s: from port_uc to port_ps.

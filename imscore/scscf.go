@@ -128,6 +128,16 @@ func (c *Core) register(rc regContext) regResult {
 	if reqExp == 0 && rc.set != nil && rc.set.state != setTemporary {
 		return c.deregisterLocked(rc, sub, contact)
 	}
+	// Behind an external P-CSCF the core sees no SA: it trusts that P-CSCF,
+	// as an S-CSCF trusts integrity-protected="yes" (TS 24.229 §5.4.1.4),
+	// for a de-REGISTER of a registered contact. A challenge there would
+	// make Kamailio 5.6 create a second SA set for the de-REGISTER that it
+	// never deletes.
+	if reqExp == 0 && c.cfg.CKIKInChallenge && !contact.Address.Wildcard {
+		if b := c.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil && b.state == stateRegistered {
+			return c.deregisterLocked(rc, sub, contact)
+		}
+	}
 
 	var b *binding
 	if contact.Address.Wildcard {
@@ -415,6 +425,18 @@ func (c *Core) deregisterLocked(rc regContext, sub Subscriber, contact *sip.Cont
 		c.log.Info("de-registered by the UE", "impi", b.sub.IMPI, "contact", b.contact.Address.String())
 	}
 	resp := newResponse(rc.req, sip.StatusOK, "OK")
+	if c.cfg.CKIKInChallenge {
+		// The P-CSCF in front learns from the 200 which contacts went:
+		// Kamailio's pcscf_save deletes a contact (and its SAs) only when
+		// the 200 lists it with expires=0, as Kamailio's S-CSCF does.
+		for _, b := range ended {
+			ct := b.contact.Clone()
+			ct.Params = ct.Params.Clone()
+			ct.Params.Remove("expires")
+			ct.Params.Add("expires", "0")
+			resp.AppendHeader(ct)
+		}
+	}
 	resp.AppendHeader(sip.NewHeader("P-Associated-URI", associatedURIs(sub.IMPUs)))
 	return regResult{resp: resp, dereg: ended}
 }
@@ -471,10 +493,28 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 			for _, b := range res.dereg {
 				c.endSubscriptionsOfLocked(b)
 			}
-			for _, b := range res.dereg {
-				for _, s := range []*secSet{b.next, b.cur, b.old} {
-					c.dropSetLocked(s, "de-registered")
+			drop := func() {
+				for _, b := range res.dereg {
+					for _, s := range []*secSet{b.next, b.cur, b.old} {
+						c.dropSetLocked(s, "de-registered")
+					}
 				}
+			}
+			if tc := r.conn; tc != nil {
+				// Over TCP the 200 is only safe once acknowledged: a
+				// retransmission after the SAs are gone would leave in
+				// clear text (Kamailio 5.6's de-registration bug). Wait for
+				// the ACK, bounded; without it, reset the connection
+				// while the SAs still protect the RST, then drop them.
+				go func() {
+					if !waitAcked(tc.c, time.Second) {
+						_ = tc.c.SetLinger(0)
+						_ = tc.c.Close()
+					}
+					c.after(0, drop)
+				}()
+			} else {
+				drop()
 			}
 			c.notifyChangeLocked(res.dereg[0].sub.IMPI, terminatedContacts(res.dereg, "unregistered"))
 		case res.authFailed && res.b != nil:

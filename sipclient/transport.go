@@ -362,6 +362,7 @@ func (c *tcpConn) read() {
 	chunk := make([]byte, 16384)
 	crlf := 0 // CRLF bytes seen since the last message, across reads
 	for {
+		quickACK(c.c)
 		n, err := c.c.Read(chunk)
 		if n > 0 {
 			buf = append(buf, chunk[:n]...)

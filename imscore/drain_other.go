@@ -1,0 +1,10 @@
+//go:build !linux
+
+package imscore
+
+import (
+	"net"
+	"time"
+)
+
+func waitAcked(*net.TCPConn, time.Duration) bool { return false }

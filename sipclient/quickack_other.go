@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sipclient
+
+import "net"
+
+func quickACK(*net.TCPConn) {}

@@ -58,6 +58,7 @@ type Core struct {
 
 	txMu  sync.Mutex
 	srvTx map[string]*serverTx
+	swept time.Time // last sweep of expired server transactions
 	cliTx map[string]*clientTx
 
 	connMu sync.Mutex

@@ -410,7 +410,12 @@ func (c *Core) retransmission(req *sip.Request) bool {
 		ok = false
 	}
 	if !ok {
-		if len(c.srvTx) > 64 {
+		// Sweep expired transactions at most once a second: a sweep per
+		// new transaction would make each request cost O(live
+		// transactions), and under load every one of them is live for
+		// Timer J.
+		if len(c.srvTx) > 64 && now.Sub(c.swept) > time.Second {
+			c.swept = now
 			for k, t := range c.srvTx {
 				if now.After(t.expires) {
 					delete(c.srvTx, k)

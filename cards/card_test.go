@@ -282,22 +282,8 @@ func BenchmarkAuthenticateInProcess(b *testing.B) {
 	s := vectors.Milenage()[0]
 	vc := virtual(b, vcard.Config{Identity: ident}, s)
 	c := open(b, vc, cards.Options{})
-	const batch = 1024
-	var autns []isim.AUTN
-	sqn := uint64(0)
-	b.ReportAllocs()
-	for b.Loop() {
-		if len(autns) == 0 {
-			b.StopTimer()
-			for range batch {
-				sqn += 0x20
-				autns = append(autns, akatest.AUTN(s.K, s.OPc, s.RAND, sqn))
-			}
-			b.StartTimer()
-		}
-		if _, err := c.Authenticate(ctx, s.RAND, autns[0]); err != nil {
-			b.Fatal(err)
-		}
-		autns = autns[1:]
-	}
+	akatest.BenchAuthenticate(b, s.K, s.OPc, s.RAND, 0, func(autn isim.AUTN) error {
+		_, err := c.Authenticate(ctx, s.RAND, autn)
+		return err
+	})
 }

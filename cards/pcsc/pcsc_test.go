@@ -264,24 +264,10 @@ func BenchmarkAuthenticate(b *testing.B) {
 			s := vectors.Milenage()[0]
 			env := pcsctest.Start(b, config(b, s, vcard.Config{T0GetResponse: m.t0}))
 			_, c := openCard(b, env, env.Reader)
-			const batch = 1024
-			var autns []isim.AUTN
-			sqn := uint64(0x20)
-			b.ReportAllocs()
-			for b.Loop() {
-				if len(autns) == 0 {
-					b.StopTimer()
-					for range batch {
-						sqn += 0x20
-						autns = append(autns, akatest.AUTN(s.K, s.OPc, s.RAND, sqn))
-					}
-					b.StartTimer()
-				}
-				if _, err := c.Authenticate(ctx, s.RAND, autns[0]); err != nil {
-					b.Fatal(err)
-				}
-				autns = autns[1:]
-			}
+			akatest.BenchAuthenticate(b, s.K, s.OPc, s.RAND, 0x20, func(autn isim.AUTN) error {
+				_, err := c.Authenticate(ctx, s.RAND, autn)
+				return err
+			})
 		})
 	}
 }

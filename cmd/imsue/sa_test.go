@@ -5,47 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/imsue/imsue/internal/testenv"
+	"github.com/imsue/imsue/internal/nstest"
 	"github.com/imsue/imsue/ipsec/kernel"
 )
-
-// testNetns creates an unnamed network namespace and returns a path to it
-// and a netlink handle inside it.
-func testNetns(t *testing.T) (string, *netlink.Handle) {
-	t.Helper()
-	testenv.NeedRoot(t)
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatalf("restore netns: %v", err) // the thread stays locked and dies
-	}
-	runtime.UnlockOSThread()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_XFRM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(); ns.Close() })
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns)), h
-}
 
 // addPolicy installs an outbound transport policy 10.0.0.1:sport →
 // 10.0.0.2:dport whose template has reqid and spi, as imsue (reqid in its
@@ -71,7 +39,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestSAListAndFlush(t *testing.T) {
-	path, h := testNetns(t)
+	path, h := nstest.New(t)
 	dir := t.TempDir()
 	const reqid = kernel.ReqIDMin + 7
 	addPolicy(t, h, 5100, 5201, 0x2001, reqid)

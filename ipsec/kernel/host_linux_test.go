@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -21,44 +20,12 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/imsue/imsue/internal/nstest"
 	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 )
-
-// newNetns creates an unnamed network namespace for the test and returns a
-// path that opens it (/proc/PID/fd/N) and a netlink handle inside it.
-func newNetns(t *testing.T) (string, *netlink.Handle) {
-	t.Helper()
-	testenv.NeedRoot(t)
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("new netns: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		// This thread stays in the wrong namespace: keep it locked so it
-		// dies with the goroutine.
-		t.Fatalf("restore netns: %v", err)
-	}
-	runtime.UnlockOSThread()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_XFRM)
-	if err != nil {
-		ns.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(); ns.Close() })
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns)), h
-}
 
 func dumpAll(t *testing.T, h *netlink.Handle) ([]netlink.XfrmState, []netlink.XfrmPolicy) {
 	t.Helper()
@@ -163,7 +130,7 @@ func TestHostInstallWithoutESP(t *testing.T) {
 		{"ipv6 md5 null", "fd77::1", "fd77::2", ipsec.AuthHMACMD596, exIK, ipsec.EncNull, "", "IPv6"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path, h := newNetns(t)
+			path, h := nstest.New(t)
 			if err := probeState(h, tt.wantFamily == "IPv6", "cbc(aes)", make([]byte, 16)); !errors.Is(err, unix.EPROTONOSUPPORT) {
 				t.Skipf("this kernel has ESP for %s (probe: %v); the no-ESP path is proven where it lacks it", tt.wantFamily, err)
 			}
@@ -201,7 +168,7 @@ func TestHostInstallWithoutESP(t *testing.T) {
 // TestHostInstallWithoutDES: a kernel without DES rejects cbc(des3_ede) with
 // ENOSYS before it looks for ESP; the error names the cipher and the module.
 func TestHostInstallWithoutDES(t *testing.T) {
-	path, h := newNetns(t)
+	path, h := nstest.New(t)
 	if err := probeState(h, false, "cbc(des3_ede)", make([]byte, 24)); !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.ENOENT) {
 		t.Skipf("this kernel does not reject cbc(des3_ede) as missing (probe: %v)", err)
 	}
@@ -243,7 +210,7 @@ func installPoliciesOnly(t *testing.T, b *Backend, set *ipsec.SASet) error {
 func TestHostPoliciesListAndFlush(t *testing.T) {
 	for _, fam := range []struct{ ue, pcscf, bits string }{{"10.77.0.1", "10.77.0.2", "/32"}, {"fd77::1", "fd77::2", "/128"}} {
 		t.Run(fam.ue, func(t *testing.T) {
-			path, h := newNetns(t)
+			path, h := nstest.New(t)
 			foreignPolicy(t, h, fam.ue, fam.pcscf, 6000, 6001, netlink.XFRM_DIR_OUT)
 			dir := filepath.Join(t.TempDir(), "state")
 			b, err := New(Config{NetNS: path, StateDir: dir})
@@ -329,7 +296,7 @@ func TestHostPoliciesListAndFlush(t *testing.T) {
 // TestHostRollback: the third policy collides with another program's; the
 // install fails naming the policy, and what it had created is gone.
 func TestHostRollback(t *testing.T) {
-	path, h := newNetns(t)
+	path, h := nstest.New(t)
 	foreignPolicy(t, h, "10.77.0.2", "10.77.0.1", 5200, 5101, netlink.XFRM_DIR_IN) // = SA #3's
 	dir := filepath.Join(t.TempDir(), "state")
 	b, err := New(Config{NetNS: path, StateDir: dir})
@@ -367,7 +334,7 @@ func TestHostRollback(t *testing.T) {
 // TestHostStaleSets: sets whose owner is gone, or that have no record, are
 // what FlushStale removes; a live owner's set stays.
 func TestHostStaleSets(t *testing.T) {
-	path, h := newNetns(t)
+	path, h := nstest.New(t)
 	dir := filepath.Join(t.TempDir(), "state")
 	cfg := Config{NetNS: path, StateDir: dir}
 	b, err := New(cfg)
@@ -433,7 +400,7 @@ func rewriteOwner(t *testing.T, path string, pid int) {
 // removes the imsue-tagged objects matching it, never another program's
 // policy with the same selector.
 func TestHostRemoveByAnotherBackend(t *testing.T) {
-	path, h := newNetns(t)
+	path, h := nstest.New(t)
 	dir := filepath.Join(t.TempDir(), "state")
 	cfg := Config{NetNS: path, StateDir: dir}
 	a, err := New(cfg)

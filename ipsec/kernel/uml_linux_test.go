@@ -27,8 +27,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/imsue/imsue/ipsec"
@@ -94,49 +92,6 @@ func imsueObjects(t testing.TB, cfg kernel.Config) (sets []kernel.Set, states, p
 		policies += len(s.Policies)
 	}
 	return sets, states, policies
-}
-
-// foreign installs, with ip xfrm as an administrator would, an SA and a
-// policy in namespace ns that imsue must never touch, and returns a check
-// that they are still there.
-func foreign(t *testing.T, ns *netlab.NS) func() {
-	t.Helper()
-	for _, args := range [][]string{
-		{"-n", ns.Name, "xfrm", "state", "add", "src", "10.77.0.1", "dst", "10.77.0.9", "proto", "esp", "spi", "0x7777",
-			"reqid", "7", "mode", "transport", "auth-trunc", "hmac(sha1)", "0x" + strings.Repeat("11", 20), "96",
-			"enc", "cbc(aes)", "0x" + strings.Repeat("22", 16)},
-		{"-n", ns.Name, "xfrm", "policy", "add", "src", "10.77.0.1/32", "dst", "10.77.0.9/32", "dir", "out",
-			"tmpl", "src", "10.77.0.1", "dst", "10.77.0.9", "proto", "esp", "reqid", "7", "mode", "transport"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	return func() {
-		t.Helper()
-		h, err := netns.GetFromPath(ns.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
-		nh, err := netlink.NewHandleAt(h, unix.NETLINK_XFRM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nh.Close()
-		st, err := nh.XfrmStateGet(&netlink.XfrmState{Dst: net.ParseIP("10.77.0.9"), Src: net.ParseIP("10.77.0.1"), Proto: netlink.XFRM_PROTO_ESP, Spi: 0x7777})
-		if err != nil || st.Reqid != 7 {
-			t.Fatalf("the foreign SA in %s is gone: %v", ns.Name, err)
-		}
-		pols, err := nh.XfrmPolicyList(netlink.FAMILY_ALL)
-		found := false
-		for _, p := range pols {
-			found = found || (len(p.Tmpls) == 1 && p.Tmpls[0].Reqid == 7)
-		}
-		if err != nil || !found {
-			t.Fatalf("the foreign policy in %s is gone: %v", ns.Name, err)
-		}
-	}
 }
 
 // endpoints are the four UDP sockets of one case, at the protected ports.
@@ -252,7 +207,7 @@ type artifact struct {
 // IMSUE_UML_OUT for TestUMLHostTshark.
 func TestUMLESPTraffic(t *testing.T) {
 	l := netlab.New(t)
-	foreignOK := foreign(t, l.UE)
+	foreignOK := netlab.Foreign(t, l.UE)
 	dir := t.TempDir()
 	ueCfg := kernel.Config{NetNS: l.UE.Path, StateDir: filepath.Join(dir, "ue")}
 	pcCfg := kernel.Config{NetNS: l.PCSCF.Path, StateDir: filepath.Join(dir, "pcscf")}
@@ -360,7 +315,7 @@ func TestUMLESPTraffic(t *testing.T) {
 
 				// Negative: without the UE's SAs, its cleartext is dropped by
 				// the P-CSCF's inbound policy.
-				before := tmplMismatch(t, l.PCSCF)
+				before := netlab.TmplMismatch(t, l.PCSCF)
 				t2 := time.Now()
 				if err := ueB.Remove(ctx, ueSet); err != nil {
 					t.Fatal(err)
@@ -373,10 +328,10 @@ func TestUMLESPTraffic(t *testing.T) {
 					t.Fatal(err)
 				}
 				deadline := time.Now().Add(ioTimeout)
-				after := tmplMismatch(t, l.PCSCF)
+				after := netlab.TmplMismatch(t, l.PCSCF)
 				for after <= before && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
-					after = tmplMismatch(t, l.PCSCF)
+					after = netlab.TmplMismatch(t, l.PCSCF)
 				}
 				if after <= before {
 					t.Errorf("XfrmInTmplMismatch at the P-CSCF stayed %d after cleartext from the UE", after)
@@ -397,7 +352,7 @@ func TestUMLESPTraffic(t *testing.T) {
 						t.Fatalf("after both removals: %d sets, %d SAs, %d policies in %s", len(sets), st, pol, cfg.NetNS)
 					}
 				}
-				foreignOK()
+				foreignOK("")
 			})
 		}
 	}
@@ -417,20 +372,7 @@ func TestUMLESPTraffic(t *testing.T) {
 			t.Fatalf("after Close: %d sets, %d SAs, %d policies in %s", len(sets), st, pol, cfg.NetNS)
 		}
 	}
-	foreignOK()
-}
-
-func tmplMismatch(t *testing.T, ns *netlab.NS) uint64 {
-	t.Helper()
-	m, err := ns.XfrmStat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, ok := m["XfrmInTmplMismatch"]
-	if !ok {
-		t.Fatal("xfrm_stat has no XfrmInTmplMismatch")
-	}
-	return v
+	foreignOK("")
 }
 
 // saveArtifact leaves the UE's outgoing frames and its esp_sa file for
@@ -445,11 +387,7 @@ func saveArtifact(t *testing.T, name string, ealg ipsec.Enc, set *ipsec.SASet, p
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	var pcap bytes.Buffer
-	if err := netlab.WritePCAP(&pcap, pkts); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "capture.pcap"), pcap.Bytes(), 0o600); err != nil {
+	if err := netlab.WritePCAPFile(filepath.Join(dir, "capture.pcap"), pkts); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := ipsec.CreateESPKeysFile(filepath.Join(dir, "esp_sa"))
@@ -550,22 +488,6 @@ func (h *holder) stop(t *testing.T, sig os.Signal) error {
 	return h.cmd.Wait()
 }
 
-// imsueCLI runs the imsue binary the harness built inside ns.
-func imsueCLI(t *testing.T, ns *netlab.NS, args ...string) []byte {
-	t.Helper()
-	bin := os.Getenv(netlab.EnvBin)
-	if bin == "" {
-		t.Fatalf("%s is not set: run through test/uml/run, which builds imsue", netlab.EnvBin)
-	}
-	cmd := exec.Command(bin, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := ns.Run(cmd); err != nil {
-		t.Fatalf("imsue %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.Bytes()
-}
-
 // TestUMLOwnership: zero imsue objects after a process holding a set exits
 // on SIGTERM or SIGINT; after SIGKILL the set stays, and `imsue sa flush`,
 // or separately the start-up clean-up (Flush FlushStale) of the next imsue,
@@ -574,14 +496,14 @@ func imsueCLI(t *testing.T, ns *netlab.NS, args ...string) []byte {
 // default /run/imsue (the guest's own tmpfs), as in real use.
 func TestUMLOwnership(t *testing.T) {
 	l := netlab.New(t)
-	foreignOK := foreign(t, l.UE)
+	foreignOK := netlab.Foreign(t, l.UE)
 	cfg := kernel.Config{NetNS: l.UE.Path}
 	zero := func(when string) {
 		t.Helper()
 		if sets, st, pol := imsueObjects(t, cfg); len(sets)+st+pol != 0 {
 			t.Fatalf("%s: %d sets, %d SAs, %d policies of imsue left", when, len(sets), st, pol)
 		}
-		foreignOK()
+		foreignOK("")
 	}
 	zero("at start")
 
@@ -606,12 +528,12 @@ func TestUMLOwnership(t *testing.T) {
 	if len(sets) != 1 || st != 4 || pol != 4 || sets[0].Owner == nil || sets[0].Owner.Alive {
 		t.Fatalf("after SIGKILL: %+v", sets)
 	}
-	list := imsueCLI(t, l.UE, "sa", "list", "--json")
+	list := netlab.RunImsue(t, l.UE, "sa", "list", "--json")
 	if !bytes.Contains(list, []byte(`"alive":false`)) || bytes.Contains(list, []byte("0x7777")) {
 		t.Fatalf("imsue sa list --json: %s", list)
 	}
 	var fl struct{ Sets, SAs, Policies int }
-	if err := json.Unmarshal(imsueCLI(t, l.UE, "sa", "flush", "--json"), &fl); err != nil || fl.Sets != 1 || fl.SAs != 4 || fl.Policies != 4 {
+	if err := json.Unmarshal(netlab.RunImsue(t, l.UE, "sa", "flush", "--json"), &fl); err != nil || fl.Sets != 1 || fl.SAs != 4 || fl.Policies != 4 {
 		t.Fatalf("imsue sa flush: %+v, %v", fl, err)
 	}
 	zero("after SIGKILL and imsue sa flush")

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,8 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/imsue/imsue/imscore"
@@ -291,16 +288,6 @@ type ueOpts struct {
 	extra     []string // e.g. --until-signal, --expires N
 }
 
-// imsueBin is the imsue binary test/uml/run built.
-func imsueBin(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv(netlab.EnvBin)
-	if bin == "" {
-		t.Fatalf("%s is not set: run through test/uml/run, which builds imsue", netlab.EnvBin)
-	}
-	return bin
-}
-
 // startUE starts `imsue register --ipsec kernel --json --trace` in
 // namespace ue towards core. The process is killed if still running when t
 // ends.
@@ -315,7 +302,7 @@ func startUE(t testing.TB, lab *netlab.Lab, core *labCore, profile string, o ueO
 		args = append(args, "--esp-keys", o.espKeys)
 	}
 	args = append(args, o.extra...)
-	u := &ueProc{cmd: exec.Command(imsueBin(t), args...), done: make(chan struct{})}
+	u := &ueProc{cmd: exec.Command(netlab.ImsueBin(t), args...), done: make(chan struct{})}
 	u.cond = sync.NewCond(&u.mu)
 	u.cmd.Stdout = &u.stdout
 	stderr, err := u.cmd.StderrPipe()
@@ -563,76 +550,6 @@ func requireEmpty(t testing.TB, ns *netlab.NS, when string) {
 	}
 }
 
-// foreign installs, with ip xfrm as an administrator would, an SA and a
-// policy in ns that imsue must never touch (reqid 7, outside imsue's range),
-// and returns a check that both are still there.
-func foreign(t testing.TB, ns *netlab.NS) func(when string) {
-	t.Helper()
-	for _, args := range [][]string{
-		{"-n", ns.Name, "xfrm", "state", "add", "src", "10.77.0.1", "dst", "10.77.0.9", "proto", "esp", "spi", "0x7777",
-			"reqid", "7", "mode", "transport", "auth-trunc", "hmac(sha1)", "0x" + strings.Repeat("11", 20), "96",
-			"enc", "cbc(aes)", "0x" + strings.Repeat("22", 16)},
-		{"-n", ns.Name, "xfrm", "policy", "add", "src", "10.77.0.1/32", "dst", "10.77.0.9/32", "dir", "out",
-			"tmpl", "src", "10.77.0.1", "dst", "10.77.0.9", "proto", "esp", "reqid", "7", "mode", "transport"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	return func(when string) {
-		t.Helper()
-		h, err := netns.GetFromPath(ns.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
-		nh, err := netlink.NewHandleAt(h, unix.NETLINK_XFRM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nh.Close()
-		st, err := nh.XfrmStateGet(&netlink.XfrmState{Dst: net.ParseIP("10.77.0.9"), Src: net.ParseIP("10.77.0.1"), Proto: netlink.XFRM_PROTO_ESP, Spi: 0x7777})
-		if err != nil || st.Reqid != 7 {
-			t.Fatalf("%s: the foreign SA in %s is gone: %v", when, ns.Name, err)
-		}
-		pols, err := nh.XfrmPolicyList(netlink.FAMILY_ALL)
-		found := false
-		for _, p := range pols {
-			found = found || (len(p.Tmpls) == 1 && p.Tmpls[0].Reqid == 7)
-		}
-		if err != nil || !found {
-			t.Fatalf("%s: the foreign policy in %s is gone: %v", when, ns.Name, err)
-		}
-	}
-}
-
-// imsueCLI runs the imsue binary inside ns and returns its stdout.
-func imsueCLI(t testing.TB, ns *netlab.NS, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(imsueBin(t), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := ns.Run(cmd); err != nil {
-		t.Fatalf("imsue %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.Bytes()
-}
-
-// tmplMismatch reads XfrmInTmplMismatch: packets an inbound policy
-// required ESP for that arrived without it.
-func tmplMismatch(t testing.TB, ns *netlab.NS) uint64 {
-	t.Helper()
-	m, err := ns.XfrmStat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, ok := m["XfrmInTmplMismatch"]
-	if !ok {
-		t.Fatal("xfrm_stat has no XfrmInTmplMismatch")
-	}
-	return v
-}
-
 // ---- the capture ---------------------------------------------------------
 
 // frame is a captured frame between the UE and the P-CSCF, decoded.
@@ -678,11 +595,7 @@ func saveCapture(t testing.TB, path string, frames []frame) {
 	for i, f := range frames {
 		pkts[i] = f.pkt
 	}
-	var b bytes.Buffer
-	if err := netlab.WritePCAP(&b, pkts); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+	if err := netlab.WritePCAPFile(path, pkts); err != nil {
 		t.Fatal(err)
 	}
 }

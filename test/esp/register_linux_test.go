@@ -66,7 +66,7 @@ func artifactDir(t *testing.T, name string) string {
 // four default mechanisms it would move to TCP, RFC 3261 §18.1.1).
 func TestUMLRegisterESP(t *testing.T) {
 	lab := netlab.New(t)
-	foreignOK := foreign(t, lab.UE)
+	foreignOK := netlab.Foreign(t, lab.UE)
 	sub := loadSubscriber(t)
 	for _, v6 := range []bool{false, true} {
 		fam := "ipv4"
@@ -367,7 +367,7 @@ func TestUMLReregister(t *testing.T) {
 // unprotected port (only REGISTER is admitted there).
 func TestUMLCleanup(t *testing.T) {
 	lab := netlab.New(t)
-	foreignOK := foreign(t, lab.UE)
+	foreignOK := netlab.Foreign(t, lab.UE)
 	profile := loadSubscriber(t).profile(t, t.TempDir())
 	core := startCore(t, lab, false)
 	opts := func(extra ...string) ueOpts {
@@ -415,7 +415,7 @@ func TestUMLCleanup(t *testing.T) {
 	t.Run("SIGKILL_sa_flush", func(t *testing.T) {
 		reg := killed(t)
 		var fl struct{ Sets, SAs, Policies int }
-		if err := json.Unmarshal(imsueCLI(t, lab.UE, "sa", "flush", "--json"), &fl); err != nil || fl.Sets != 1 || fl.SAs != 4 || fl.Policies != 4 {
+		if err := json.Unmarshal(netlab.RunImsue(t, lab.UE, "sa", "flush", "--json"), &fl); err != nil || fl.Sets != 1 || fl.SAs != 4 || fl.Policies != 4 {
 			t.Fatalf("imsue sa flush: %+v, %v", fl, err)
 		}
 		requireEmpty(t, lab.UE, "after SIGKILL and imsue sa flush")
@@ -459,7 +459,7 @@ func cleartextRejected(t *testing.T, lab *netlab.Lab, core *labCore, reg traceMs
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	before, mismatch := core.stats(t), tmplMismatch(t, lab.PCSCF)
+	before, mismatch := core.stats(t), netlab.TmplMismatch(t, lab.PCSCF)
 	req := func(to netip.AddrPort, method string) []byte {
 		return []byte(fmt.Sprintf("%s sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-cleartext-%s\r\nMax-Forwards: 70\r\n"+
 			"From: <sip:001010123456789@ims.mnc001.mcc001.3gppnetwork.org>;tag=clear\r\nTo: <sip:001010123456789@ims.mnc001.mcc001.3gppnetwork.org>\r\n"+
@@ -470,7 +470,7 @@ func cleartextRejected(t *testing.T, lab *netlab.Lab, core *labCore, reg traceMs
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(waitTimeout)
-	for tmplMismatch(t, lab.PCSCF) <= mismatch {
+	for netlab.TmplMismatch(t, lab.PCSCF) <= mismatch {
 		if time.Now().After(deadline) {
 			t.Fatal("XfrmInTmplMismatch at the P-CSCF did not grow: the cleartext OPTIONS to port_ps was not dropped by its policy")
 		}

@@ -22,12 +22,28 @@ func DecodeIMSI(b []byte) (string, error) {
 		return "", malformed(ef, "identity type %d, want 1 (IMSI)", b[0]&0x07)
 	}
 	odd := b[0]&0x08 != 0
-	var sb strings.Builder
 	nib := make([]byte, 0, 2*n)
 	nib = append(nib, b[0]>>4)
 	for _, x := range b[1:] {
 		nib = append(nib, x&0x0F, x>>4)
 	}
+	digits, err := bcdDigits(ef, nib)
+	if err != nil {
+		return "", err
+	}
+	if digits == "" {
+		return "", malformed(ef, "no digits")
+	}
+	if (len(digits)%2 == 1) != odd {
+		return "", malformed(ef, "parity bit says odd=%v but %d digits", odd, len(digits))
+	}
+	return digits, nil
+}
+
+// bcdDigits turns BCD nibbles into digits up to the first F filler, which
+// must pad the rest; ef names the file in errors.
+func bcdDigits(ef string, nib []byte) (string, error) {
+	var sb strings.Builder
 	for i, d := range nib {
 		if d == 0x0F {
 			if !empty2(nib[i:]) {
@@ -39,12 +55,6 @@ func DecodeIMSI(b []byte) (string, error) {
 			return "", malformed(ef, "nibble %X is not a digit", d)
 		}
 		sb.WriteByte('0' + d)
-	}
-	if sb.Len() == 0 {
-		return "", malformed(ef, "no digits")
-	}
-	if (sb.Len()%2 == 1) != odd {
-		return "", malformed(ef, "parity bit says odd=%v but %d digits", odd, sb.Len())
 	}
 	return sb.String(), nil
 }
@@ -98,23 +108,14 @@ func DecodeICCID(b []byte) (string, error) {
 	for _, x := range b {
 		nib = append(nib, x&0x0F, x>>4)
 	}
-	var sb strings.Builder
-	for i, d := range nib {
-		if d == 0x0F {
-			if !empty2(nib[i:]) {
-				return "", malformed(ef, "digit after filler")
-			}
-			break
-		}
-		if d > 9 {
-			return "", malformed(ef, "nibble %X is not a digit", d)
-		}
-		sb.WriteByte('0' + d)
+	digits, err := bcdDigits(ef, nib)
+	if err != nil {
+		return "", err
 	}
-	if sb.Len() == 0 {
+	if digits == "" {
 		return "", malformed(ef, "empty")
 	}
-	return sb.String(), nil
+	return digits, nil
 }
 
 // EncodeICCID encodes up to 20 digits as the 10 bytes of EF.ICCID.

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/imsue/imsue/internal/testenv"
+	"github.com/imsue/imsue/test/uml/netlab"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -196,7 +196,7 @@ func testSet(t testing.TB, auth Auth, enc Enc, v6 bool, spiBase uint32) *SASet {
 // alg × ealg pair in IPv4 and IPv6, and requires that it decrypts every
 // packet to the UDP payload that was sent and finds every ICV good.
 func TestTsharkDecryptsESPKeys(t *testing.T) {
-	tshark := testenv.NeedCommand(t, "tshark")
+	testenv.NeedCommand(t, "tshark")
 	dir := t.TempDir()
 	keys, err := CreateESPKeysFile(filepath.Join(dir, "esp_sa"))
 	if err != nil {
@@ -234,23 +234,18 @@ func TestTsharkDecryptsESPKeys(t *testing.T) {
 	if err := writePCAP(&pcap, pkts); err != nil {
 		t.Fatal(err)
 	}
-	capPath := filepath.Join(dir, "esp.pcap")
-	if err := os.WriteFile(capPath, pcap.Bytes(), 0o600); err != nil {
+	// netlab.TsharkESP reads dir/capture.pcap with dir as tshark's
+	// configuration directory, where the esp_sa file lives.
+	if err := os.WriteFile(filepath.Join(dir, "capture.pcap"), pcap.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := runTshark(t, tshark, dir, capPath, "frame.number", "udp.payload", "esp.icv_good")
 	got := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 {
-			t.Errorf("tshark line %q: want 3 fields", line)
-			continue
-		}
-		payload, err := hex.DecodeString(strings.ReplaceAll(f[1], ":", ""))
+	for _, f := range netlab.TsharkESP(t, dir, nil, "frame.number", "udp.payload", "esp.icv_good") {
+		payload, err := netlab.TsharkBytes(f[1])
 		if err != nil || string(payload) != want[f[0]] {
 			t.Errorf("frame %s: decrypted payload %q, want %q", f[0], payload, want[f[0]])
 		}
-		if f[2] != "1" && f[2] != "True" {
+		if !netlab.TsharkTrue(f[2]) {
 			t.Errorf("frame %s (%s): ICV not good (esp.icv_good=%q)", f[0], want[f[0]], f[2])
 		}
 		got[f[0]] = true
@@ -258,28 +253,4 @@ func TestTsharkDecryptsESPKeys(t *testing.T) {
 	if len(got) != len(pkts) {
 		t.Errorf("tshark decoded %d of %d frames", len(got), len(pkts))
 	}
-}
-
-// runTshark reads capture with confDir as Wireshark's configuration
-// directory (where esp_sa lives) and prints the given fields per frame.
-func runTshark(t *testing.T, tshark, confDir, capture string, fields ...string) string {
-	t.Helper()
-	args := []string{"-n", "-r", capture,
-		"-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE",
-		"-T", "fields", "-E", "separator=/t"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	cmd := exec.Command(tshark, args...)
-	cmd.Env = append(os.Environ(), "WIRESHARK_CONFIG_DIR="+confDir, "HOME="+confDir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark: %v\n%s", err, stderr.String())
-	}
-	if s := strings.TrimSpace(stderr.String()); s != "" && !strings.Contains(s, "Running as user") {
-		t.Logf("tshark stderr: %s", s)
-	}
-	return string(out)
 }

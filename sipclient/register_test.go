@@ -480,7 +480,14 @@ func TestRefreshNewSASet(t *testing.T) {
 			if !waitFor(t, 5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
 				t.Fatalf("no re-registration; core stats %+v", core.Stats())
 			}
-			waitFor(t, time.Second, func() bool { return len(rec.Live()) == 1 && rec.Live()[0] != first.SetID })
+			// Wait until the UE has processed the 200 (the core counts it
+			// as it leaves) and dropped the old set.
+			if !waitFor(t, 5*time.Second, func() bool {
+				r := c.Registration()
+				return r != nil && r.Security.SetID != first.SetID && len(rec.Live()) == 1
+			}) {
+				t.Fatalf("UE did not move to a new set alone; live %v", rec.Live())
+			}
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -577,7 +584,15 @@ func TestNotifyDeactivatedReregisters(t *testing.T) {
 	if !waitFor(t, 5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
 		t.Fatalf("UE did not re-register; core stats %+v", core.Stats())
 	}
-	waitFor(t, time.Second, func() bool { return len(rec.Live()) == 1 && rec.Live()[0] != first.SetID })
+	// The core counts the registration when its 200 leaves; wait until the
+	// UE has processed it, or stopping Run aborts the registration (and
+	// rightly removes its temporary set).
+	if !waitFor(t, 5*time.Second, func() bool {
+		r := c.Registration()
+		return r != nil && r.Security != nil && r.Security.SetID != first.SetID
+	}) {
+		t.Fatalf("UE did not complete the new registration")
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -595,11 +610,19 @@ func TestNotifyShortenedReauthenticates(t *testing.T) {
 	c, rec, _ := ue(t, core, func(c *Config) { c.Auth = auth })
 	stop := runUE(t, c)
 	waitFor(t, 5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
+	first := c.Registration().Security
 	if err := core.Reauthenticate(labIdentity(1).IMPUs[0]); err != nil {
 		t.Fatalf("core.Reauthenticate: %v", err)
 	}
 	if !waitFor(t, 5*time.Second, func() bool { return auth.n.Load() >= 2 && core.Stats().Registered >= 2 }) {
 		t.Fatalf("no re-authentication; core stats %+v", core.Stats())
+	}
+	// The core counts the 200 as it leaves: wait until the UE processed it.
+	if !waitFor(t, 5*time.Second, func() bool {
+		r := c.Registration()
+		return r != nil && r.Security != nil && r.Security.SetID != first.SetID && len(rec.Live()) == 1
+	}) {
+		t.Fatalf("UE did not move to the new set alone; live %v", rec.Live())
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -101,6 +101,8 @@ type Client struct {
 	kill   context.CancelCauseFunc
 	closed atomic.Bool
 	stray  atomic.Int64 // responses that matched no transaction
+	// unanswered counts requests that came over no live SA set.
+	unanswered atomic.Int64
 	// sendMu is held for reading while a response to a request that came
 	// over an SA set is sent, and for writing while a set is withdrawn
 	// before its removal: a response then either leaves while the SAs are

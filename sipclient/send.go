@@ -236,12 +236,21 @@ func (c *Client) onRequest(in *inbound, req *sip.Request) {
 	}
 	c.mu.Unlock()
 
+	// Only a request that came over a live SA set is acted on and answered:
+	// the P-CSCF sends its requests over the SAs (TS 33.203 §7.1), and any
+	// answer outside them would leave in clear. A NOTIFY can cross the
+	// removal of its set, for instance the reg-event NOTIFY of a
+	// de-registration over TCP, on a connection that outlives the SAs.
+	id, ok := c.arrivedOver(in)
+	if !ok || !c.live(id) {
+		c.unanswered.Add(1)
+		c.s.log.Info("request not over a live SA set: not answered", "method", req.Method,
+			"network", in.network, "from", in.remote, "to", in.local)
+		return
+	}
 	res := c.answer(in, req)
 	data := []byte(res.String())
-	send := c.responder(in, req)
-	if id, ok := c.arrivedOver(in); ok {
-		send = c.overSet(id, send)
-	}
+	send := c.overSet(id, c.responder(in, req))
 	c.mu.Lock()
 	c.stx[key] = &serverTx{data: data, send: send, until: now.Add(c.s.timerF())}
 	c.mu.Unlock()
@@ -280,14 +289,18 @@ func (c *Client) overSet(id uint64, send func([]byte) error) func([]byte) error 
 	return func(b []byte) error {
 		c.sendMu.RLock()
 		defer c.sendMu.RUnlock()
-		c.mu.Lock()
-		live := c.installed[id] != nil && !c.withdrawn[id]
-		c.mu.Unlock()
-		if !live {
+		if !c.live(id) {
 			return errSetRemoved
 		}
 		return send(b)
 	}
+}
+
+// live reports whether set id is installed and its removal has not begun.
+func (c *Client) live(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.installed[id] != nil && !c.withdrawn[id]
 }
 
 // viaDestination is where a UDP response to a request with this top Via

@@ -1,56 +1,129 @@
 package sipclient
 
 import (
-	"errors"
-	"net/netip"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/imsue/imsue/ipsec"
 )
 
-// TestResponseOverWithdrawnSet: a response to a request that arrived over
-// an SA set is sent while the set is installed, and not at all once its
-// removal has begun (it would leave in clear after the SAs are gone: a
-// NOTIFY crossing the 200 of the de-REGISTER over TCP did exactly that).
-// A request that arrived over no set is not affected.
-func TestResponseOverWithdrawnSet(t *testing.T) {
-	ue, pcscf := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
-	set := &ipsec.SASet{ID: 7}
-	set.SAs[2] = ipsec.SA{Src: netip.AddrPortFrom(pcscf, 4000), Dst: netip.AddrPortFrom(ue, 5000), Dir: ipsec.In}
-	set.SAs[3] = ipsec.SA{Src: netip.AddrPortFrom(ue, 5000), Dst: netip.AddrPortFrom(pcscf, 4000), Dir: ipsec.Out}
-	c := &Client{installed: map[uint64]*ipsec.SASet{7: set}, withdrawn: map[uint64]bool{}}
-
+// TestRequestOnlyAnsweredOverLiveSet: the UE acts on and answers a request
+// from the network only while the SA set it came over is installed and not
+// being removed. A request on a flow of no set, or of a set whose removal
+// has begun or ended, gets no answer at all: the answer would leave in
+// clear. The last case is the one CI caught under UML: over TCP, the
+// reg-event NOTIFY of a de-registration reached the UE just after it had
+// removed its set, on the connection from port_pc that outlives the SAs,
+// and the UE's 481 left unprotected.
+//
+// The request arrives on a real loopback TCP connection; the peer reads
+// everything the UE wrote until the UE closes its end, so "nothing sent"
+// is read, not waited for.
+func TestRequestOnlyAnsweredOverLiveSet(t *testing.T) {
 	tests := []struct {
-		name     string
-		in       inbound
-		overSet  bool
-		withdraw bool
-		sent     bool
+		name    string
+		flow    bool                       // the set has an inbound SA for the connection
+		prepare func(c *Client, id uint64) // what happened to the set before the request
+		answer  string                     // the first line the peer receives, "" for nothing
 	}{
-		{"over the set", inbound{remote: netip.AddrPortFrom(pcscf, 4000), local: netip.AddrPortFrom(ue, 5000)}, true, false, true},
-		{"over the withdrawn set", inbound{remote: netip.AddrPortFrom(pcscf, 4000), local: netip.AddrPortFrom(ue, 5000)}, true, true, false},
-		{"outbound SA's direction", inbound{remote: netip.AddrPortFrom(ue, 5000), local: netip.AddrPortFrom(pcscf, 4000)}, false, false, true},
-		{"other port", inbound{remote: netip.AddrPortFrom(pcscf, 4001), local: netip.AddrPortFrom(ue, 5000)}, false, true, true},
+		{"live set", true, func(*Client, uint64) {}, "SIP/2.0 200 OK"},
+		{"set being removed", true, func(c *Client, id uint64) { c.withdraw(id) }, ""},
+		{"set removed", true, func(c *Client, id uint64) {
+			c.withdraw(id)
+			c.mu.Lock()
+			delete(c.installed, id)
+			delete(c.withdrawn, id)
+			c.mu.Unlock()
+		}, ""},
+		{"no set for the flow", false, func(*Client, uint64) {}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.withdrawn[7] = false
-			sent := false
-			send := func([]byte) error { sent = true; return nil }
-			id, ok := c.arrivedOver(&tt.in)
-			if ok != tt.overSet || (ok && id != 7) {
-				t.Fatalf("arrivedOver: %d, %v; want over the set: %v", id, ok, tt.overSet)
+			tp := testTransport(t)
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
 			}
-			if ok {
-				send = c.overSet(id, send)
+			defer l.Close()
+			received := make(chan []byte, 1)
+			go func() {
+				nc, err := l.Accept()
+				if err != nil {
+					received <- nil
+					return
+				}
+				defer nc.Close()
+				b, _ := io.ReadAll(nc)
+				received <- b
+			}()
+			conn, err := tp.dialTCP(context.Background(), 0, l.Addr().(*net.TCPAddr).AddrPort())
+			if err != nil {
+				t.Fatal(err)
 			}
-			if tt.withdraw {
-				c.withdraw(7)
+
+			const id = 7
+			set := &ipsec.SASet{ID: id}
+			if tt.flow {
+				set.SAs[2] = ipsec.SA{Src: conn.key.remote, Dst: conn.key.local, Dir: ipsec.In}
 			}
-			err := send([]byte("SIP/2.0 200 OK\r\n\r\n"))
-			if sent != tt.sent || (tt.sent && err != nil) || (!tt.sent && !errors.Is(err, errSetRemoved)) {
-				t.Errorf("sent %v, err %v; want sent %v", sent, err, tt.sent)
+			c := &Client{
+				s:         &settings{t1: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)},
+				tp:        tp,
+				txs:       map[string]*clientTx{},
+				stx:       map[string]*serverTx{},
+				installed: map[uint64]*ipsec.SASet{id: set},
+				withdrawn: map[uint64]bool{},
+				subCallID: "sub-1@ue",
+				events:    make(chan *notifyEvent, 1),
+			}
+			tt.prepare(c, id)
+
+			req := notify(t, conn.key.remote.String())
+			c.onRequest(&inbound{msg: req, network: "tcp", local: conn.key.local, remote: conn.key.remote, conn: conn, at: time.Now()}, req)
+			conn.c.Close()
+			got := <-received
+
+			first, _, _ := bytes.Cut(got, []byte("\r\n"))
+			if string(first) != tt.answer {
+				t.Errorf("the network received %q, want first line %q", got, tt.answer)
+			}
+			acted := len(c.events) > 0
+			if acted != (tt.answer != "") {
+				t.Errorf("the UE acted on the NOTIFY: %v, answered it: %q", acted, first)
+			}
+			if unanswered := c.unanswered.Load(); (unanswered > 0) != (tt.answer == "") {
+				t.Errorf("unanswered requests: %d", unanswered)
 			}
 		})
 	}
+}
+
+// notify is a reg-event NOTIFY (terminated) of subscription sub-1@ue from via.
+func notify(t *testing.T, via string) *sip.Request {
+	t.Helper()
+	text := strings.Join([]string{
+		"NOTIFY sip:ue@127.0.0.1 SIP/2.0",
+		fmt.Sprintf("Via: SIP/2.0/TCP %s;branch=z9hG4bK.notify1", via),
+		"From: <sip:user@ims.example>;tag=s1",
+		"To: <sip:user@ims.example>;tag=u1",
+		"Call-ID: sub-1@ue",
+		"CSeq: 2 NOTIFY",
+		"Event: reg",
+		"Subscription-State: terminated;reason=timeout",
+		"Content-Length: 0",
+		"", "",
+	}, "\r\n")
+	msg, err := sip.ParseMessage([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg.(*sip.Request)
 }

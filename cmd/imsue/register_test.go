@@ -348,15 +348,7 @@ func TestRegisterSignals(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for core.Stats().Registered == 0 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			if core.Stats().Registered == 0 {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("never registered; stderr:\n%s", stderr.String())
-			}
+			waitUERegistered(t, core, cmd, &stderr)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -379,6 +371,24 @@ func TestRegisterSignals(t *testing.T) {
 	}
 }
 
+// waitUERegistered waits until the UE, started as cmd, has processed the
+// 200 of its registration: the core saw its reg-event SUBSCRIBE, which it
+// sends only then. The core's own count of registrations goes up as its 200
+// leaves, and a signal the UE gets before reading that 200 interrupts the
+// registration (exit 3), rightly.
+func waitUERegistered(t *testing.T, core *imscore.Core, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for core.Stats().Subscribes == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if core.Stats().Subscribes == 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the UE never registered (no reg-event SUBSCRIBE); core %+v; stderr:\n%s", core.Stats(), stderr.String())
+	}
+}
+
 // TestRegisterSignalUnansweredDeregistration: the P-CSCF does not answer
 // the de-REGISTER (Kamailio 5.6): exit 0 all the same, not confirmed, within
 // the bounded wait.
@@ -392,10 +402,7 @@ func TestRegisterSignalUnansweredDeregistration(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for core.Stats().Registered == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUERegistered(t, core, cmd, &stderr)
 	faults.Silent(true)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := waitOrKill(t, cmd); err != nil {

@@ -338,17 +338,23 @@ func bindingKey(impi string, contact sip.Uri) string {
 }
 
 // after runs f under c.mu after d, unless the core restarted or closed
-// meanwhile.
+// meanwhile. Call it under c.mu.
 func (c *Core) after(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, c.guarded(f))
+}
+
+// guarded returns a function that runs f under c.mu, unless the core
+// restarted or closed since guarded was called. Call it under c.mu.
+func (c *Core) guarded(f func()) func() {
 	epoch := c.epoch
-	return time.AfterFunc(d, func() {
+	return func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.closed || c.epoch != epoch {
 			return
 		}
 		f()
-	})
+	}
 }
 
 // checkInvariants verifies the P-CSCF's bookkeeping (for tests and fuzzing):

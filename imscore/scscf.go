@@ -506,12 +506,13 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 				// clear text (Kamailio 5.6's de-registration bug). Wait for
 				// the ACK, bounded; without it, reset the connection
 				// while the SAs still protect the RST, then drop them.
+				dropLater := c.guarded(drop)
 				go func() {
 					if !waitAcked(tc.c, time.Second) {
 						_ = tc.c.SetLinger(0)
 						_ = tc.c.Close()
 					}
-					c.after(0, drop)
+					dropLater()
 				}()
 			} else {
 				drop()

@@ -234,9 +234,43 @@ func (u *testUE) listenBoth() (*net.UDPConn, *net.TCPListener) {
 // newClientPort picks a new port_uc and new SPIs, as a re-registration and
 // a failure answer must; the established ones stay for sending over.
 func (u *testUE) newClientPort() {
-	u.uc = u.listenUDP(0)
+	u.t.Helper()
+	if u.transport == "TCP" {
+		u.uc = u.reserveTCP()
+	} else {
+		u.uc = u.listenUDP(0)
+	}
 	u.portUC = port(u.uc.LocalAddr())
 	u.spiUC, u.spiUS = randSPI(), randSPI()
+}
+
+// reserveTCP binds port_uc for UDP and reserves the same TCP port with an
+// SO_REUSEPORT listener, kept until the UE closes: the protected
+// connection is dialled from that port later, and meanwhile the kernel
+// must not hand it to another test's connection (go test runs packages in
+// parallel; a collision failed the dial with EADDRINUSE).
+func (u *testUE) reserveTCP() *net.UDPConn {
+	u.t.Helper()
+	lc := net.ListenConfig{Control: reusePortControl}
+	var lastErr error
+	for range 20 {
+		uc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(u.ip, 0)))
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		l, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(u.ip, port(uc.LocalAddr())).String())
+		if err != nil {
+			uc.Close()
+			lastErr = err
+			continue
+		}
+		u.track(l)
+		u.track(uc)
+		go u.readUDP(uc)
+		return uc
+	}
+	u.t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
+	return nil
 }
 
 func (u *testUE) readUDP(c *net.UDPConn) {

@@ -681,7 +681,15 @@ func testPCSCFRestart(t *testing.T, transport string) {
 	if !waitFor(t, 8*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
 		t.Fatalf("UE did not register again; core stats %+v", core.Stats())
 	}
-	waitFor(t, time.Second, func() bool { return len(rec.Live()) == 1 })
+	// The core counts the registration when its 200 leaves: wait until the
+	// UE has processed it, or stopping Run aborts the registration (and
+	// rightly removes its temporary set).
+	if !waitFor(t, 5*time.Second, func() bool {
+		r := c.Registration()
+		return r != nil && r.Security != nil && r.Security.SetID != first.SetID && len(rec.Live()) == 1
+	}) {
+		t.Fatalf("UE did not move to a new set alone; live %v", rec.Live())
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}

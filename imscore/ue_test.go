@@ -207,9 +207,17 @@ func (u *testUE) listenUDP(p uint16) *net.UDPConn {
 }
 
 // listenBoth binds one ephemeral port for both UDP and TCP, as port_us
-// must be. The kernel picks the UDP port; the same TCP port may already be
-// taken by another process, so it retries with another UDP port.
+// must be.
 func (u *testUE) listenBoth() (*net.UDPConn, *net.TCPListener) {
+	u.t.Helper()
+	uc, l := u.bindBoth(net.ListenConfig{})
+	return uc, l.(*net.TCPListener)
+}
+
+// bindBoth binds an ephemeral UDP port, reads it, and listens on the same
+// TCP port with lc. The kernel picks the UDP port; the same TCP port may
+// already be taken by another process, so it retries with another.
+func (u *testUE) bindBoth(lc net.ListenConfig) (*net.UDPConn, net.Listener) {
 	u.t.Helper()
 	var lastErr error
 	for range 20 {
@@ -217,7 +225,7 @@ func (u *testUE) listenBoth() (*net.UDPConn, *net.TCPListener) {
 		if err != nil {
 			u.t.Fatal(err)
 		}
-		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(u.ip, port(uc.LocalAddr()))))
+		l, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(u.ip, port(uc.LocalAddr())).String())
 		if err != nil {
 			uc.Close()
 			lastErr = err
@@ -225,7 +233,7 @@ func (u *testUE) listenBoth() (*net.UDPConn, *net.TCPListener) {
 		}
 		u.track(uc)
 		go u.readUDP(uc)
-		return uc, tl
+		return uc, l
 	}
 	u.t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
 	return nil, nil
@@ -251,26 +259,9 @@ func (u *testUE) newClientPort() {
 // parallel; a collision failed the dial with EADDRINUSE).
 func (u *testUE) reserveTCP() *net.UDPConn {
 	u.t.Helper()
-	lc := net.ListenConfig{Control: reusePortControl}
-	var lastErr error
-	for range 20 {
-		uc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(u.ip, 0)))
-		if err != nil {
-			u.t.Fatal(err)
-		}
-		l, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(u.ip, port(uc.LocalAddr())).String())
-		if err != nil {
-			uc.Close()
-			lastErr = err
-			continue
-		}
-		u.track(l)
-		u.track(uc)
-		go u.readUDP(uc)
-		return uc
-	}
-	u.t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
-	return nil
+	uc, l := u.bindBoth(net.ListenConfig{Control: reusePortControl})
+	u.track(l)
+	return uc
 }
 
 func (u *testUE) readUDP(c *net.UDPConn) {

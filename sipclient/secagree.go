@@ -161,12 +161,15 @@ func (c *Client) withdraw(id uint64) {
 	c.sendMu.Unlock()
 }
 
-// arrivedOver returns the installed set with an inbound SA from in.remote
-// to in.local: the set a request arrived over.
+// arrivedOver returns the live set (installed, removal not begun) with an
+// inbound SA from in.remote to in.local: the set a request arrived over.
 func (c *Client) arrivedOver(in *inbound) (id uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, set := range c.installed {
+		if c.withdrawn[id] {
+			continue
+		}
 		for _, sa := range set.SAs {
 			if sa.Dir == ipsec.In && sa.Src == in.remote && sa.Dst == in.local {
 				return id, true

@@ -242,7 +242,7 @@ func (c *Client) onRequest(in *inbound, req *sip.Request) {
 	// removal of its set, for instance the reg-event NOTIFY of a
 	// de-registration over TCP, on a connection that outlives the SAs.
 	id, ok := c.arrivedOver(in)
-	if !ok || !c.live(id) {
+	if !ok {
 		c.unanswered.Add(1)
 		c.s.log.Info("request not over a live SA set: not answered", "method", req.Method,
 			"network", in.network, "from", in.remote, "to", in.local)

@@ -7,13 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/imsue/imsue/ipsec"
+	"github.com/imsue/imsue/sipnet"
 )
+
+var loopback = netip.MustParseAddr("127.0.0.1")
 
 // TestRequestOnlyAnsweredOverLiveSet: the UE acts on and answers a request
 // from the network only while the SA set it came over is installed and not
@@ -47,7 +51,8 @@ func TestRequestOnlyAnsweredOverLiveSet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tp := testTransport(t)
+			tp := sipnet.New(sipnet.Config{})
+			t.Cleanup(tp.Close)
 			l, err := net.Listen("tcp4", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -64,7 +69,7 @@ func TestRequestOnlyAnsweredOverLiveSet(t *testing.T) {
 				b, _ := io.ReadAll(nc)
 				received <- b
 			}()
-			conn, err := tp.dialTCP(context.Background(), 0, l.Addr().(*net.TCPAddr).AddrPort())
+			conn, err := tp.Dial(context.Background(), netip.AddrPortFrom(loopback, 0), l.Addr().(*net.TCPAddr).AddrPort())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,13 +77,12 @@ func TestRequestOnlyAnsweredOverLiveSet(t *testing.T) {
 			const id = 7
 			set := &ipsec.SASet{ID: id}
 			if tt.flow {
-				set.SAs[2] = ipsec.SA{Src: conn.key.remote, Dst: conn.key.local, Dir: ipsec.In}
+				set.SAs[2] = ipsec.SA{Src: conn.Remote(), Dst: conn.Local(), Dir: ipsec.In}
 			}
 			c := &Client{
-				s:         &settings{t1: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)},
+				s:         &settings{log: slog.New(slog.DiscardHandler)},
 				tp:        tp,
-				txs:       map[string]*clientTx{},
-				stx:       map[string]*serverTx{},
+				local:     loopback,
 				installed: map[uint64]*ipsec.SASet{id: set},
 				withdrawn: map[uint64]bool{},
 				subCallID: "sub-1@ue",
@@ -86,9 +90,9 @@ func TestRequestOnlyAnsweredOverLiveSet(t *testing.T) {
 			}
 			tt.prepare(c, id)
 
-			req := notify(t, conn.key.remote.String())
-			c.onRequest(&inbound{msg: req, network: "tcp", local: conn.key.local, remote: conn.key.remote, conn: conn, at: time.Now()}, req)
-			conn.c.Close()
+			req := notify(t, conn.Remote().String())
+			c.onRequest(&sipnet.Inbound{Msg: req, Network: "tcp", Local: conn.Local(), Remote: conn.Remote(), Conn: conn, At: time.Now()})
+			conn.Close()
 			got := <-received
 
 			first, _, _ := bytes.Cut(got, []byte("\r\n"))

@@ -13,9 +13,8 @@
 //	200 (P-Associated-URI, Service-Route, expires): the SAs are established
 //
 // The messages are sipgo's (github.com/emiago/sipgo/sip); the transport and
-// transaction layers are the package's own (see transport.go for why), so
-// that every message leaves from the port TS 33.203 prescribes and each
-// Client has its own timers and trace.
+// transaction layer is imsue's sipnet, so that every message leaves from the
+// port TS 33.203 prescribes and each Client has its own timers and trace.
 //
 // Real P-CSCFs this tolerates (Kamailio 5.6 ims_ipsec_pcscf): one
 // Security-Server without q, the 200 for UDP from port_pc to port_us, and a
@@ -27,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -38,6 +36,7 @@ import (
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Registration is the state of a successful registration, as the 200 OK
@@ -96,11 +95,12 @@ type Client struct {
 	unprotPort uint16
 	alloc      *mt.Allocator
 
-	tp     *transport
+	tp     *sipnet.Transport
 	life   context.Context // cancelled with cause ErrClosed by Close
 	kill   context.CancelCauseFunc
 	closed atomic.Bool
-	stray  atomic.Int64 // responses that matched no transaction
+	// malformed counts requests too broken to answer (no Via, CSeq, …).
+	malformed atomic.Int64
 	// unanswered counts requests that came over no live SA set.
 	unanswered atomic.Int64
 	// sendMu is held for reading while a response to a request that came
@@ -111,8 +111,6 @@ type Client struct {
 	respPort atomic.Uint32 // port_uc of the current set (UDP responses), 0: none
 
 	mu        sync.Mutex
-	txs       map[string]*clientTx
-	stx       map[string]*serverTx
 	installed map[uint64]*ipsec.SASet
 	// withdrawn marks installed sets whose removal has begun: a request
 	// that arrived over one of them is no longer answered (see sendMu).
@@ -142,8 +140,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		s:         s,
-		txs:       map[string]*clientTx{},
-		stx:       map[string]*serverTx{},
 		installed: map[uint64]*ipsec.SASet{},
 		withdrawn: map[uint64]bool{},
 		events:    make(chan *notifyEvent, 16),
@@ -160,29 +156,36 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("sipclient: %w", err)
 	}
 	c.life, c.kill = context.WithCancelCause(context.Background())
+	nw := cfg.Net
+	if nw == nil {
+		nw = sipnet.Kernel{}
+	}
 	c.local = s.LocalIP
 	if !c.local.IsValid() {
-		if c.local, err = sourceAddr(s.pcscf); err != nil {
-			return nil, err
+		var ok bool
+		if c.local, ok = nw.LocalFor(s.pcscf.Addr()); !ok {
+			return nil, fmt.Errorf("sipclient: no route to the P-CSCF %s", s.pcscf)
 		}
 	}
-	var ss sinks
+	var sinks []sipnet.PacketSink
 	if cfg.Trace != nil {
-		ss = append(ss, NewTextTracer(cfg.Trace))
+		sinks = append(sinks, sipnet.NewTextTracer(cfg.Trace))
 	}
 	if cfg.Capture != nil {
-		ss = append(ss, cfg.Capture)
+		sinks = append(sinks, cfg.Capture)
 	}
-	c.tp = newTransport(c.local, ss, c.dispatch, s.log)
+	c.tp = sipnet.New(sipnet.Config{Net: nw, Timers: s.timers, Sinks: sinks, Handler: c.onRequest, Log: s.log})
 	c.unprotPort = uint16(s.localPort)
 	if s.network == "udp" {
-		if c.unprotPort, err = c.tp.bindUDP(c.unprotPort); err != nil {
-			c.tp.close()
+		a, err := c.tp.BindUDP(netip.AddrPortFrom(c.local, c.unprotPort))
+		if err != nil {
+			c.tp.Close()
 			return nil, fmt.Errorf("sipclient: unprotected port: %w: %w", ErrLocalAddress, err)
 		}
+		c.unprotPort = a.Port()
 	}
 	if c.portUS, err = c.bindServerPort(); err != nil {
-		c.tp.close()
+		c.tp.Close()
 		return nil, fmt.Errorf("sipclient: port_us: %w: %w", ErrLocalAddress, err)
 	}
 	return c, nil
@@ -218,7 +221,7 @@ func (c *Client) setIdentity() error {
 // kept server port of the mt.Allocator.
 func (c *Client) bindServerPort() (uint16, error) {
 	if c.s.ServerPort != 0 {
-		return c.tp.bindServer(c.s.ServerPort)
+		return c.bindServer(c.s.ServerPort)
 	}
 	p, err := c.alloc.Allocate() // chooses the kept server port
 	if err != nil {
@@ -226,7 +229,7 @@ func (c *Client) bindServerPort() (uint16, error) {
 	}
 	defer func() { c.alloc.Release(p) }()
 	for tries := 0; ; tries++ {
-		port, err := c.tp.bindServer(p.PortS)
+		port, err := c.bindServer(p.PortS)
 		if err == nil {
 			return port, nil
 		}
@@ -239,14 +242,10 @@ func (c *Client) bindServerPort() (uint16, error) {
 	}
 }
 
-// sourceAddr is the local address the kernel would use towards dst.
-func sourceAddr(dst netip.AddrPort) (netip.Addr, error) {
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("sipclient: no route to the P-CSCF %s: %w", dst, err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+// bindServer binds port (0: any) for UDP and TCP.
+func (c *Client) bindServer(port uint16) (uint16, error) {
+	a, err := c.tp.Bind(netip.AddrPortFrom(c.local, port), false)
+	return a.Port(), err
 }
 
 // LocalAddr is the UE's address; ServerPort is port_us.
@@ -299,7 +298,7 @@ func (c *Client) Close() error {
 		c.mu.Unlock()
 	}
 	c.cur, c.old, c.reg = nil, nil, nil
-	c.tp.close()
+	c.tp.Close()
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Defaults. DefaultPort is the unprotected SIP port: Kamailio's P-CSCF
@@ -19,8 +20,7 @@ const (
 	DefaultPort         = 5060
 	DefaultExpires      = 600000 * time.Second // what commercial UEs request
 	DefaultDeregTimeout = 4 * time.Second
-	DefaultT1           = 500 * time.Millisecond // RFC 3261 §17.1.1.1
-	DefaultMaxUDPSize   = 1300                   // RFC 3261 §18.1.1, path MTU unknown
+	DefaultMaxUDPSize   = 1300 // RFC 3261 §18.1.1, path MTU unknown
 	// AnyPort asks for an ephemeral unprotected port (Config.LocalPort).
 	AnyPort = -1
 )
@@ -78,9 +78,13 @@ type Config struct {
 	// Kamailio P-CSCF deletes its SAs before forwarding the 200, so the
 	// answer may never arrive. 0 means DefaultDeregTimeout.
 	DeregTimeout time.Duration
-	// T1 is the RFC 3261 round-trip estimate: UDP retransmissions start at
-	// T1 and a transaction fails after Timer F = 64·T1. 0 means DefaultT1.
-	T1 time.Duration
+	// Timers are the SIP timers: UDP retransmissions start at T1, double up
+	// to T2, and a transaction fails after Timer F = 64·T1. Zero fields
+	// take RFC 3261's (sipnet.RFC3261Timers).
+	Timers sipnet.Timers
+	// Net is where the sockets come from; nil means the host's kernel
+	// (sipnet.Kernel). Tests use an in-memory network (sipnet/memnet).
+	Net sipnet.Net
 	// MaxUDPSize is the largest request sent over UDP; a larger one goes
 	// over TCP as RFC 3261 §18.1.1 requires (falling back to UDP if the
 	// connection is refused). 0 means DefaultMaxUDPSize; negative means no
@@ -101,7 +105,7 @@ type Config struct {
 	// use sipgo's process-global tracer.
 	Trace io.Writer
 	// Capture receives every SIP message as a packet (e.g. a PcapWriter).
-	Capture PacketSink
+	Capture sipnet.PacketSink
 	// Logger receives state changes (registered, refreshed, SA sets);
 	// nil discards them.
 	Logger *slog.Logger
@@ -115,7 +119,7 @@ type settings struct {
 	localPort int // 0 = ephemeral
 	expires   time.Duration
 	deregWait time.Duration
-	t1        time.Duration
+	timers    sipnet.Timers
 	maxUDP    int // 0 = unlimited
 	backend   ipsec.Backend
 	algs      []ipsec.Auth
@@ -175,10 +179,7 @@ func (cfg *Config) settings() (*settings, error) {
 	if s.deregWait <= 0 {
 		s.deregWait = DefaultDeregTimeout
 	}
-	s.t1 = cfg.T1
-	if s.t1 <= 0 {
-		s.t1 = DefaultT1
-	}
+	s.timers = cfg.Timers
 	switch {
 	case cfg.MaxUDPSize == 0:
 		s.maxUDP = DefaultMaxUDPSize
@@ -221,6 +222,3 @@ func (cfg *Config) settings() (*settings, error) {
 	}
 	return s, nil
 }
-
-// timerF is the non-INVITE client transaction timeout (RFC 3261 §17.1.2.2).
-func (s *settings) timerF() time.Duration { return 64 * s.t1 }

@@ -3,9 +3,9 @@ package sipclient
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // The errors below are what callers branch on (the CLI maps each to an exit
@@ -15,8 +15,9 @@ import (
 
 // ErrNoAnswer is wrapped by every error that means the P-CSCF did not answer:
 // Timer F expired, the destination was unreachable, or a TCP connection could
-// not be set up or broke before the final response.
-var ErrNoAnswer = errors.New("no answer from the P-CSCF")
+// not be set up or broke before the final response (the transport's
+// sipnet.ErrNoAnswer).
+var ErrNoAnswer = sipnet.ErrNoAnswer
 
 // ErrResyncFailed means the network kept sending challenges whose SQN the
 // ISIM refused, even after a resynchronisation (TS 33.102 §6.3.5): the HSS
@@ -50,37 +51,19 @@ var ErrTerminated = errors.New("registration terminated by the network")
 // ErrLocalAddress is wrapped by errors that mean the UE could not use its
 // own address or port (a fixed unprotected port in use by another program,
 // an address not on this host): a local configuration problem, not the
-// network's silence.
-var ErrLocalAddress = errors.New("local address or port unavailable")
+// network's silence (the transport's sipnet.ErrLocalAddress).
+var ErrLocalAddress = sipnet.ErrLocalAddress
 
 // ErrClosed is returned by operations on a closed Client.
 var ErrClosed = errors.New("sipclient: client closed")
 
 // TimeoutError reports a transaction that got no final response within
-// Timer F (64·T1, RFC 3261 §17.1.2.2). It wraps ErrNoAnswer.
-type TimeoutError struct {
-	Method string
-	After  time.Duration
-}
-
-func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("%s: no final response within Timer F (%s)", e.Method, e.After)
-}
-
-func (e *TimeoutError) Unwrap() error { return ErrNoAnswer }
-
-// TransportError reports that a request could not be delivered at all (ICMP
-// unreachable, TCP refused or reset). It wraps ErrNoAnswer and the cause.
-type TransportError struct {
-	Method string
-	Err    error
-}
-
-func (e *TransportError) Error() string {
-	return fmt.Sprintf("%s: transport: %v", e.Method, e.Err)
-}
-
-func (e *TransportError) Unwrap() []error { return []error{ErrNoAnswer, e.Err} }
+// Timer F; TransportError a request that could not be delivered at all.
+// Both wrap ErrNoAnswer. They are the transport's.
+type (
+	TimeoutError   = sipnet.TimeoutError
+	TransportError = sipnet.TransportError
+)
 
 // RejectedError is a final non-2xx response that ended a procedure: 403 for
 // a wrong response, 404 for an unknown identity, 5xx, and so on. A 401 that

@@ -15,6 +15,7 @@ import (
 	"github.com/imsue/imsue/imscore"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // The flow tests run the UE against the in-process lab core (package
@@ -140,7 +141,7 @@ func ue(t testing.TB, core *imscore.Core, mod func(*Config)) (*Client, *ipsec.Re
 		PCSCF:        core.Addr(),
 		LocalPort:    AnyPort,
 		Backend:      rec,
-		T1:           10 * time.Millisecond,
+		Timers:       sipnet.Timers{T1: 10 * time.Millisecond},
 		DeregTimeout: 500 * time.Millisecond,
 		Trace:        trace,
 		Logger:       testLogger(t, "ue"),

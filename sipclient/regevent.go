@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // The reg-event subscription (RFC 3680, TS 24.229 §5.1.1.3): after the
@@ -32,7 +33,7 @@ type subscription struct {
 
 // notifyEvent is a NOTIFY of the subscription, answered 200 already.
 type notifyEvent struct {
-	in         *inbound
+	in         *sipnet.Inbound
 	body       []byte
 	terminated bool // Subscription-State: terminated
 }
@@ -79,14 +80,14 @@ func (c *Client) subscribe(ctx context.Context) {
 	if c.cur != nil {
 		rt = c.protectedRoute(c.cur)
 	}
-	req := c.buildSubscribe(s, rt.network)
+	req := c.buildSubscribe(s, rt.Network)
 	in, err := c.transact(ctx, req, rt)
 	if err != nil {
 		c.s.log.Warn("reg-event SUBSCRIBE failed", "err", err)
 		c.setSubscription(nil)
 		return
 	}
-	res := in.msg.(*sip.Response)
+	res := in.Msg.(*sip.Response)
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		c.s.log.Warn("reg-event SUBSCRIBE rejected", "status", res.StatusCode, "reason", res.Reason)
 		c.setSubscription(nil)
@@ -170,7 +171,7 @@ func (c *Client) buildSubscribe(s *subscription, network string) *sip.Request {
 // acceptNotify decides, on the socket goroutine, whether a NOTIFY belongs
 // to the subscription (Call-ID and Event: reg); it returns the event for
 // Run, or nil for a 481.
-func (c *Client) acceptNotify(in *inbound, req *sip.Request) *notifyEvent {
+func (c *Client) acceptNotify(in *sipnet.Inbound, req *sip.Request) *notifyEvent {
 	c.mu.Lock()
 	callID := c.subCallID
 	c.mu.Unlock()

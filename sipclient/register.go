@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/imsue/imsue/isim"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // ErrNotRegistered is returned by Run and Deregister without a registration.
@@ -71,8 +72,8 @@ func (c *Client) scope(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 // unprotectedRoute: from the unprotected port to the P-CSCF's.
-func (c *Client) unprotectedRoute() route {
-	return route{network: c.s.network, from: c.unprotPort, to: c.s.pcscf}
+func (c *Client) unprotectedRoute() sipnet.Route {
+	return c.route(c.s.network, c.unprotPort, c.s.pcscf)
 }
 
 // doRegister is one registration procedure with the given expiry (0 is a
@@ -110,13 +111,13 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 	}
 	defer func() { c.dropOffer(o) }() // o is nil once a set adopted it
 
-	send := func(ctx context.Context, authz, client string, verify []string, rt route) (*sip.Response, *inbound, error) {
-		req := c.buildRegister(expires, authz, client, verify, rt.network)
+	send := func(ctx context.Context, authz, client string, verify []string, rt sipnet.Route) (*sip.Response, *sipnet.Inbound, error) {
+		req := c.buildRegister(expires, authz, client, verify, rt.Network)
 		in, err := c.transact(ctx, req, rt)
 		if err != nil {
 			return nil, nil, err
 		}
-		return in.msg.(*sip.Response), in, nil
+		return in.Msg.(*sip.Response), in, nil
 	}
 	res, _, err := send(ctx, authz, o.value, verify, first)
 	if err != nil {
@@ -240,7 +241,7 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 // establish makes ns the set in use after its 200 OK. The set it replaces
 // goes at once if the 200 came over ns (traffic on the new set, TS 33.203
 // §7.4), else when the next message does, or before the next registration.
-func (c *Client) establish(ctx context.Context, ns *saState, in *inbound) {
+func (c *Client) establish(ctx context.Context, ns *saState, in *sipnet.Inbound) {
 	ns.established = true
 	prev := c.cur
 	c.cur = ns

@@ -20,6 +20,7 @@ import (
 	"github.com/imsue/imsue/isim/isimtest"
 	"github.com/imsue/imsue/isim/milenage"
 	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // countingAuth counts Authenticate calls of the Authenticator it wraps.
@@ -428,7 +429,7 @@ func TestRetransmitted401(t *testing.T) {
 	if auth.n.Load() != 1 || rec.Installs != 1 || len(rec.Live()) != 1 {
 		t.Errorf("%d AKA runs, %d installs, live %v; want 1, 1, one set", auth.n.Load(), rec.Installs, rec.Live())
 	}
-	if c.stray.Load() == 0 {
+	if c.tp.Stats().Stray == 0 {
 		t.Error("the retransmitted 401 was not seen as a stray response")
 	}
 }
@@ -709,7 +710,7 @@ func TestDeregisterUnconfirmed(t *testing.T) {
 	// SAs first): bounded wait, SAs removed, not confirmed.
 	faults := &imscore.Faults{}
 	core := startCore(t, func(c *imscore.Config) { c.Faults = faults })
-	c, rec, _ := ue(t, core, func(c *Config) { c.DeregTimeout = 300 * time.Millisecond; c.T1 = 100 * time.Millisecond })
+	c, rec, _ := ue(t, core, func(c *Config) { c.DeregTimeout = 300 * time.Millisecond; c.Timers.T1 = 100 * time.Millisecond })
 	ctx := testCtx(t)
 	if _, err := c.Register(ctx); err != nil {
 		t.Fatal(err)
@@ -852,7 +853,7 @@ func TestOversizeFallsBackToUDP(t *testing.T) {
 		}
 		pc.WriteToUDP([]byte("SIP/2.0 200 OK\r\n"+strings.Join(hdrs, "\r\n")+"\r\nContent-Length: 0\r\n\r\n"), from)
 	}()
-	c, err := New(Config{Auth: softISIM(t, 1), PCSCF: pc.LocalAddr().(*net.UDPAddr).AddrPort(), LocalPort: AnyPort, MaxUDPSize: 300, T1: 10 * time.Millisecond})
+	c, err := New(Config{Auth: softISIM(t, 1), PCSCF: pc.LocalAddr().(*net.UDPAddr).AddrPort(), LocalPort: AnyPort, MaxUDPSize: 300, Timers: sipnet.Timers{T1: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -863,8 +864,8 @@ func TestOversizeFallsBackToUDP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("transact: %v", err)
 	}
-	if in.network != "udp" || in.msg.(*sip.Response).StatusCode != 200 {
-		t.Errorf("answer over %s: %v", in.network, in.msg)
+	if in.Network != "udp" || in.Msg.(*sip.Response).StatusCode != 200 {
+		t.Errorf("answer over %s: %v", in.Network, in.Msg)
 	}
 	if r := <-got; len(r) <= 300 || !strings.Contains(r, "Via: SIP/2.0/UDP ") {
 		t.Errorf("the P-CSCF got a %d-byte request:\n%s", len(r), r)

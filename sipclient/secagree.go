@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Glue between the registration and package mt (RFC 3329 sec-agree,
@@ -47,7 +48,7 @@ func (c *Client) newOffer() (*offer, error) {
 		return nil, fmt.Errorf("allocating SPIs and port_uc: %w", err)
 	}
 	for tries := 0; ; tries++ {
-		_, err = c.tp.bindUDP(p.PortC)
+		_, err = c.tp.BindUDP(netip.AddrPortFrom(c.local, p.PortC))
 		if err == nil {
 			break
 		}
@@ -72,7 +73,7 @@ func (c *Client) newOffer() (*offer, error) {
 // dropOffer releases an offer no SA set adopted: its port_uc and SPIs.
 func (c *Client) dropOffer(o *offer) {
 	if o != nil {
-		c.tp.release(o.params.PortC)
+		c.tp.Release(netip.AddrPortFrom(c.local, o.params.PortC))
 		c.alloc.Release(o.params)
 	}
 }
@@ -133,7 +134,7 @@ func (c *Client) remove(ctx context.Context, s *saState) error {
 	if s == nil {
 		return nil
 	}
-	c.tp.release(s.ue.PortC)
+	c.tp.Release(netip.AddrPortFrom(c.local, s.ue.PortC))
 	c.alloc.Release(s.ue)
 	// A cancelled caller context must not leave SAs behind.
 	ctx = context.WithoutCancel(ctx)
@@ -162,8 +163,8 @@ func (c *Client) withdraw(id uint64) {
 }
 
 // arrivedOver returns the live set (installed, removal not begun) with an
-// inbound SA from in.remote to in.local: the set a request arrived over.
-func (c *Client) arrivedOver(in *inbound) (id uint64, ok bool) {
+// inbound SA from in.Remote to in.Local: the set a request arrived over.
+func (c *Client) arrivedOver(in *sipnet.Inbound) (id uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, set := range c.installed {
@@ -171,7 +172,7 @@ func (c *Client) arrivedOver(in *inbound) (id uint64, ok bool) {
 			continue
 		}
 		for _, sa := range set.SAs {
-			if sa.Dir == ipsec.In && sa.Src == in.remote && sa.Dst == in.local {
+			if sa.Dir == ipsec.In && sa.Src == in.Remote && sa.Dst == in.Local {
 				return id, true
 			}
 		}
@@ -180,16 +181,16 @@ func (c *Client) arrivedOver(in *inbound) (id uint64, ok bool) {
 }
 
 // protectedRoute is how requests go over set s: from port_uc to port_ps.
-func (c *Client) protectedRoute(s *saState) route {
-	return route{network: c.s.network, from: s.ue.PortC, to: netip.AddrPortFrom(c.s.pcscf.Addr(), s.pcscf.PortS)}
+func (c *Client) protectedRoute(s *saState) sipnet.Route {
+	return c.route(c.s.network, s.ue.PortC, netip.AddrPortFrom(c.s.pcscf.Addr(), s.pcscf.PortS))
 }
 
 // carried reports whether a message arrived over set s: from port_pc to
 // port_us (SA #3) or from port_ps to port_uc (SA #2).
-func (c *Client) carried(s *saState, in *inbound) bool {
-	if s == nil || in.remote.Addr() != c.s.pcscf.Addr() {
+func (c *Client) carried(s *saState, in *sipnet.Inbound) bool {
+	if s == nil || in.Remote.Addr() != c.s.pcscf.Addr() {
 		return false
 	}
-	return (in.local.Port() == s.ue.PortS && in.remote.Port() == s.pcscf.PortC) ||
-		(in.local.Port() == s.ue.PortC && in.remote.Port() == s.pcscf.PortS)
+	return (in.Local.Port() == s.ue.PortS && in.Remote.Port() == s.pcscf.PortC) ||
+		(in.Local.Port() == s.ue.PortC && in.Remote.Port() == s.pcscf.PortS)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipclient"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // processStart is taken at package initialisation, before main: the
@@ -129,7 +130,7 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl.StringVar(&f.espKeys, "esp-keys", "", "write the ESP keys in Wireshark's esp_sa format to this file (mode 0600)")
 	fl.StringArrayVar(&f.headers, "header", nil, "add a header to REGISTER and SUBSCRIBE, \"Name: value\" (repeatable; e.g. P-Access-Network-Info)")
 	fl.DurationVar(&f.deregTimeout, "dereg-timeout", sipclient.DefaultDeregTimeout, "how long to wait for the answer to the de-REGISTER")
-	fl.DurationVar(&f.t1, "t1", sipclient.DefaultT1, "SIP timer T1 (Timer F = 64·T1)")
+	fl.DurationVar(&f.t1, "t1", sipnet.RFC3261Timers.T1, "SIP timer T1 (Timer F = 64·T1)")
 	fl.MarkHidden("t1")
 	fl.StringVar(&f.stateDir, "state-dir", "", "directory of the kernel backend's SA records (default: its own)")
 	fl.MarkHidden("state-dir") // for tests and unusual installs, as in imsue sa
@@ -218,7 +219,7 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 	if f.t1 <= 0 {
 		return cfg, usageError(fmt.Errorf("--t1 %s: must be positive", f.t1))
 	}
-	cfg.T1 = f.t1
+	cfg.Timers.T1 = f.t1
 	switch f.ipsec {
 	case "kernel", "none":
 	default:
@@ -339,7 +340,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 			return usageError(fmt.Errorf("--pcap: %w", err))
 		}
 		defer file.Close()
-		pw, err := sipclient.NewPcapWriter(file)
+		pw, err := sipnet.NewPcapWriter(file)
 		if err != nil {
 			return usageError(fmt.Errorf("--pcap %s: %w", f.pcap, err))
 		}

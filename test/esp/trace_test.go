@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imsue/imsue/sipclient"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // traceMsg is one SIP message of `imsue register --trace` (sipclient's
@@ -200,9 +200,9 @@ func parseTrace(r io.Reader) ([]traceMsg, error) {
 func traceSample(t testing.TB) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	tr := sipclient.NewTextTracer(&b)
+	tr := sipnet.NewTextTracer(&b)
 	at := time.Date(2025, 11, 27, 6, 52, 1, 123456000, time.UTC)
-	for _, p := range []sipclient.Packet{
+	for _, p := range []sipnet.Packet{
 		{Time: at, Sent: true, Network: "udp", Local: netip.MustParseAddrPort("10.77.0.1:40001"), Remote: netip.MustParseAddrPort("10.77.0.2:40002"),
 			Data: []byte("REGISTER sip:ims.example SIP/2.0\r\nCSeq: 2 REGISTER\r\nSecurity-Verify: ipsec-3gpp;alg=hmac-md5-96\r\nContent-Length: 0\r\n\r\n")},
 		{Time: at.Add(time.Millisecond), Network: "tcp", Local: netip.MustParseAddrPort("[fd77::1]:40001"), Remote: netip.MustParseAddrPort("[fd77::2]:40002"),

@@ -1,4 +1,4 @@
-package sipclient
+package sipnet
 
 import (
 	"encoding/binary"
@@ -9,11 +9,11 @@ import (
 	"sync"
 )
 
-// PcapWriter records the SIP messages of a Client in a classic pcap file
+// PcapWriter records the SIP messages of a Transport in a classic pcap file
 // (LINKTYPE_RAW: each record is an IPv4 or IPv6 packet). The IP, UDP and TCP
 // headers are synthetic: they carry the real addresses and ports of the
 // exchange and valid checksums, but the capture is of the SIP layer as the
-// UE sent and received it (before ESP), not of the wire. TCP messages get
+// endpoint sent and received it (before ESP), not of the wire. TCP messages get
 // one segment each (split when larger than a segment can carry) with
 // per-direction sequence numbers, so Wireshark reassembles them; there is no
 // handshake.
@@ -47,9 +47,11 @@ func NewPcapWriter(w io.Writer) (*PcapWriter, error) {
 	return &PcapWriter{w: w, seq: map[flow]uint32{}}, nil
 }
 
-// WritePacket implements PacketSink. After the first write error every
+// WritePacket implements PacketSink. The ck and ik parameters are
+// redacted as in a trace (see Redact). After the first write error every
 // later call returns that error.
 func (pw *PcapWriter) WritePacket(p Packet) error {
+	p.Data = Redact(p.Data)
 	src, dst := p.Local, p.Remote
 	if !p.Sent {
 		src, dst = dst, src

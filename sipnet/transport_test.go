@@ -1,10 +1,9 @@
-package sipclient
+package sipnet
 
 import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -77,11 +76,13 @@ func (p *peer) expectNothing(t *testing.T) {
 	}
 }
 
-func testTransport(t *testing.T) *transport {
-	tp := newTransport(loopback, nil, func(*inbound) {}, slog.New(slog.DiscardHandler))
-	t.Cleanup(tp.close)
+func testTransport(t *testing.T) *Transport {
+	tp := New(Config{})
+	t.Cleanup(tp.Close)
 	return tp
 }
+
+func at(port uint16) netip.AddrPort { return netip.AddrPortFrom(loopback, port) }
 
 // sipgo looks TCP connections up by local address alone when the local port
 // is fixed, so a request to one peer can leave on the connection to another.
@@ -90,34 +91,34 @@ func TestTCPFixedLocalPortTwoPeers(t *testing.T) {
 	tp := testTransport(t)
 	a, b := newPeer(t, "127.0.0.1:0"), newPeer(t, "127.0.0.1:0")
 	ctx := context.Background()
-	ca, err := tp.dialTCP(ctx, 0, a.addr())
+	ca, err := tp.Dial(ctx, at(0), a.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ca.key.local.Port()
-	if err := ca.write([]byte("to-a-1\n")); err != nil {
+	port := ca.Local().Port()
+	if err := ca.Write([]byte("to-a-1\n")); err != nil {
 		t.Fatal(err)
 	}
 	a.expect(t, "to-a-1")
 
-	cb, err := tp.dialTCP(ctx, port, b.addr())
+	cb, err := tp.Dial(ctx, at(port), b.addr())
 	if err != nil {
 		t.Fatalf("second connection from fixed port %d: %v", port, err)
 	}
-	if cb == ca || cb.key.local.Port() != port {
+	if cb == ca || cb.Local().Port() != port {
 		t.Fatalf("got connection %v, want a new one from port %d", cb.key, port)
 	}
-	if err := cb.write([]byte("to-b\n")); err != nil {
+	if err := cb.Write([]byte("to-b\n")); err != nil {
 		t.Fatal(err)
 	}
 	b.expect(t, "to-b")
 	a.expectNothing(t)
 
-	again, err := tp.dialTCP(ctx, port, a.addr())
+	again, err := tp.Dial(ctx, at(port), a.addr())
 	if err != nil || again != ca {
 		t.Fatalf("lookup (port %d, %s) = %v, %v; want the first connection", port, a.addr(), again, err)
 	}
-	if err := again.write([]byte("to-a-2\n")); err != nil {
+	if err := again.Write([]byte("to-a-2\n")); err != nil {
 		t.Fatal(err)
 	}
 	a.expect(t, "to-a-2")
@@ -130,38 +131,38 @@ func TestTCPRedialFromFixedPort(t *testing.T) {
 	tp := testTransport(t)
 	ctx := context.Background()
 	a := newPeer(t, "127.0.0.1:0")
-	c1, err := tp.dialTCP(ctx, 0, a.addr())
+	c1, err := tp.Dial(ctx, at(0), a.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := c1.key.local.Port()
-	c1.write([]byte("one\n"))
+	port := c1.Local().Port()
+	c1.Write([]byte("one\n"))
 	a.expect(t, "one")
-	tp.release(port) // we close first: the old connection sits in TIME_WAIT
-	<-c1.done
+	tp.Release(at(port)) // we close first: the old connection sits in TIME_WAIT
+	<-c1.Done()
 
-	c2, err := tp.dialTCP(ctx, port, a.addr())
+	c2, err := tp.Dial(ctx, at(port), a.addr())
 	if err != nil {
 		t.Fatalf("re-dial from port %d after our close: %v", port, err)
 	}
-	c2.write([]byte("two\n"))
+	c2.Write([]byte("two\n"))
 	a.expect(t, "two")
 
 	// The peer restarts on the same address: the lookup must not hand out
 	// the dead connection.
 	addr := a.addr()
 	a.l.Close()
-	c2.c.CloseWrite()
-	<-c2.done
+	c2.sc.(*kernelTCP).c.CloseWrite()
+	<-c2.Done()
 	b := newPeer(t, addr.String())
-	c3, err := tp.dialTCP(ctx, port, addr)
+	c3, err := tp.Dial(ctx, at(port), addr)
 	if err != nil {
 		t.Fatalf("re-dial from port %d after the peer restarted: %v", port, err)
 	}
 	if c3 == c2 {
 		t.Fatal("got the dead connection back")
 	}
-	c3.write([]byte("three\n"))
+	c3.Write([]byte("three\n"))
 	b.expect(t, "three")
 }
 
@@ -185,11 +186,11 @@ func TestFrame(t *testing.T) {
 		{"lowercase name", "SIP/2.0 200 OK\r\ncontent-length:1\r\n\r\nx", 0, 37, false},
 		{"bad length", "SIP/2.0 200 OK\r\nContent-Length: -1\r\n\r\n", 0, 0, true},
 		{"huge length", "SIP/2.0 200 OK\r\nContent-Length: 99999999\r\n\r\n", 0, 0, true},
-		{"no end of header", "X" + strings.Repeat("a", maxMessage+1), 0, 0, true},
+		{"no end of header", "X" + strings.Repeat("a", MaxMessage+1), 0, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			skip, size, err := frame([]byte(tt.in))
+			skip, size, err := Frame([]byte(tt.in))
 			if (err != nil) != tt.err || skip != tt.skip || size != tt.size {
 				t.Errorf("frame = %d, %d, %v; want %d, %d, err %v", skip, size, err, tt.skip, tt.size, tt.err)
 			}
@@ -199,10 +200,11 @@ func TestFrame(t *testing.T) {
 
 // A stream split at every byte boundary yields the same messages.
 func TestTCPStreamReassembly(t *testing.T) {
-	got := make(chan *inbound, 8)
-	tp := newTransport(loopback, nil, func(in *inbound) { got <- in }, slog.New(slog.DiscardHandler))
-	t.Cleanup(tp.close)
-	port, err := tp.bindServer(0)
+	got := make(chan *Inbound, 8)
+	tp := New(Config{Handler: func(in *Inbound) { got <- in }})
+	t.Cleanup(tp.Close)
+	bound, err := tp.Bind(at(0), false)
+	port := bound.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +222,9 @@ func TestTCPStreamReassembly(t *testing.T) {
 	for _, want := range []string{"a", "b"} {
 		select {
 		case in := <-got:
-			req, ok := in.msg.(*sip.Request)
-			if !ok || req.CallID() == nil || string(*req.CallID()) != want || in.conn == nil {
-				t.Fatalf("got %v, want NOTIFY with Call-ID %s", in.msg, want)
+			req, ok := in.Msg.(*sip.Request)
+			if !ok || req.CallID() == nil || string(*req.CallID()) != want || in.Conn == nil {
+				t.Fatalf("got %v, want NOTIFY with Call-ID %s", in.Msg, want)
 			}
 		case <-time.After(2 * time.Second):
 			t.Fatalf("message %s not delivered", want)
@@ -251,12 +253,12 @@ func TestBindServerPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	taken := uint16(l.Addr().(*net.TCPAddr).Port)
-	_, err = tp.bindServer(taken)
+	_, err = tp.Bind(at(taken), false)
 	if err == nil {
-		t.Fatalf("bindServer(%d) succeeded with the TCP port taken", taken)
+		t.Fatalf("Bind(%d) succeeded with the TCP port taken", taken)
 	}
 	tp.mu.Lock()
-	_, udpLeft := tp.udp[taken]
+	_, udpLeft := tp.udp[at(taken)]
 	tp.mu.Unlock()
 	if udpLeft {
 		t.Error("the UDP half stayed bound after the TCP half failed")

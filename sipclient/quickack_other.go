@@ -1,7 +1,0 @@
-//go:build !linux
-
-package sipclient
-
-import "net"
-
-func quickACK(*net.TCPConn) {}

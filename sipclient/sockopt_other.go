@@ -1,5 +1,0 @@
-//go:build !unix
-
-package sipclient
-
-func setReuseAddr(uintptr) error { return nil }

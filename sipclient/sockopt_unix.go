@@ -1,9 +1,0 @@
-//go:build unix
-
-package sipclient
-
-import "syscall"
-
-func setReuseAddr(fd uintptr) error {
-	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-}

@@ -1,0 +1,227 @@
+package sipnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// ClientTx is one non-INVITE client transaction (RFC 3261 §17.1.2).
+type ClientTx struct {
+	t      *Transport
+	key    string
+	method string
+	accept func(*Inbound) bool
+	final  chan *Inbound // the first accepted final response
+	prov   chan struct{} // a provisional response arrived
+	send   func() error  // (re)sends the request along its route
+	conn   *Conn         // nil over UDP: retransmit at T1, 2·T1, … T2
+	Route  string        // how the request left, for logs
+	once   sync.Once     // guards ended
+	ended  chan struct{} // closed by end
+	err    error         // why it ended early (Close)
+}
+
+func clientKey(branch string, method sip.RequestMethod) string {
+	return branch + " " + string(method)
+}
+
+// Request runs one non-INVITE client transaction: it sends req along r and
+// returns the first final response. Over UDP it retransmits at T1, 2·T1, …
+// capped at T2, and at T2 once a provisional response arrived (RFC 3261
+// §17.1.2.2); it gives up after Timer F with a *TimeoutError. A request
+// larger than r.MaxUDP goes over TCP (see Route.MaxUDP).
+//
+// Responses that arrive after Request returned (retransmissions of the
+// final response) match no transaction and are counted as stray: a
+// retransmitted 401 is acted on only once.
+func (t *Transport) Request(ctx context.Context, req *sip.Request, r Route) (*Inbound, error) {
+	tx, err := t.Start(ctx, req, r)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Wait(ctx)
+}
+
+// Start opens the client transaction of req and sends req once; Wait then
+// runs the transaction to its end. A started transaction must be waited
+// for (or the Transport closed).
+func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*ClientTx, error) {
+	method := string(req.Method)
+	via := req.Via()
+	if via == nil {
+		return nil, fmt.Errorf("%s: request without Via", method)
+	}
+	branch, _ := via.Params.Get("branch")
+
+	data := []byte(req.String())
+	if r.Conn == nil && r.Network == "udp" && r.MaxUDP > 0 && len(data) > r.MaxUDP {
+		via.Transport = "TCP"
+		if c, err := t.Dial(ctx, r.From, r.To); err == nil {
+			r.Conn, data = c, []byte(req.String())
+			t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", len(data), "limit", r.MaxUDP)
+		} else {
+			via.Transport = "UDP"
+			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", len(data), "err", err)
+		}
+	}
+	send, conn, err := t.sender(ctx, r)
+	if err != nil {
+		if errors.Is(err, ErrLocalAddress) {
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		return nil, &TransportError{Method: method, Err: err}
+	}
+	tx := &ClientTx{
+		t: t, key: clientKey(branch, req.Method), method: method, accept: r.Accept,
+		final: make(chan *Inbound, 1), prov: make(chan struct{}, 1), conn: conn,
+		ended: make(chan struct{}), Route: r.String(),
+	}
+	tx.send = func() error { return send(data) }
+	if r.Gate != nil {
+		gate := r.Gate
+		tx.send = func() error { return gate(func() error { return send(data) }) }
+	}
+	t.txMu.Lock()
+	if t.closedTx() {
+		t.txMu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, dup := t.client[tx.key]; dup {
+		t.txMu.Unlock()
+		return nil, fmt.Errorf("%s: branch %s already in use", method, branch)
+	}
+	t.client[tx.key] = tx
+	t.txMu.Unlock()
+	if err := tx.send(); err != nil {
+		tx.forget()
+		return nil, &TransportError{Method: method, Err: err}
+	}
+	return tx, nil
+}
+
+func (t *Transport) closedTx() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+func (tx *ClientTx) forget() {
+	tx.t.txMu.Lock()
+	if tx.t.client[tx.key] == tx {
+		delete(tx.t.client, tx.key)
+	}
+	tx.t.txMu.Unlock()
+}
+
+// end stops the transaction early with err (the Transport closed).
+func (tx *ClientTx) end(err error) {
+	tx.once.Do(func() {
+		tx.err = err
+		close(tx.ended)
+	})
+}
+
+// Wait retransmits as the transport requires and returns the final
+// response, or an error: *TimeoutError after Timer F, *TransportError when
+// the connection broke first, ctx's error, or ErrClosed.
+func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
+	defer tx.forget()
+	timers := tx.t.timers
+	timerF := time.NewTimer(timers.F())
+	defer timerF.Stop()
+	if tx.conn == nil {
+		interval := timers.T1
+		rt := time.NewTimer(interval)
+		defer rt.Stop()
+		proceeding := false
+		for {
+			select {
+			case in := <-tx.final:
+				return in, nil
+			case <-tx.prov:
+				proceeding = true
+			case <-rt.C:
+				if err := tx.send(); err != nil {
+					tx.t.log.Debug("retransmission failed", "method", tx.method, "err", err)
+				}
+				interval = timers.next(interval, proceeding)
+				rt.Reset(interval)
+			case <-timerF.C:
+				return nil, &TimeoutError{Method: tx.method, After: timers.F()}
+			case <-tx.ended:
+				return nil, fmt.Errorf("%s: %w", tx.method, tx.err)
+			case <-ctx.Done():
+				return nil, ctxError(ctx, tx.method)
+			}
+		}
+	}
+	connDone := tx.conn.Done()
+	for {
+		select {
+		case in := <-tx.final:
+			return in, nil
+		case <-tx.prov:
+		case <-timerF.C:
+			return nil, &TimeoutError{Method: tx.method, After: timers.F()}
+		case <-connDone:
+			select {
+			case in := <-tx.final:
+				return in, nil
+			default:
+			}
+			return nil, &TransportError{Method: tx.method, Err: fmt.Errorf("connection %s -> %s closed before the final response", tx.conn.Local(), tx.conn.Remote())}
+		case <-tx.ended:
+			return nil, fmt.Errorf("%s: %w", tx.method, tx.err)
+		case <-ctx.Done():
+			return nil, ctxError(ctx, tx.method)
+		}
+	}
+}
+
+func ctxError(ctx context.Context, method string) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+		return fmt.Errorf("%s: %w (%w)", method, ctx.Err(), cause)
+	}
+	return fmt.Errorf("%s: %w", method, ctx.Err())
+}
+
+// matchResponse hands a response to its client transaction (RFC 3261
+// §17.1.3: the top Via's branch and the CSeq method).
+func (t *Transport) matchResponse(in *Inbound, res *sip.Response) {
+	via, cseq := res.Via(), res.CSeq()
+	if via == nil || cseq == nil {
+		t.stats.stray.Add(1)
+		return
+	}
+	branch, _ := via.Params.Get("branch")
+	t.txMu.Lock()
+	tx := t.client[clientKey(branch, cseq.MethodName)]
+	t.txMu.Unlock()
+	if tx == nil {
+		t.stats.stray.Add(1) // a retransmission after the transaction ended, or not ours
+		return
+	}
+	if tx.accept != nil && !tx.accept(in) {
+		t.stats.unaccepted.Add(1)
+		t.log.Info("response refused by its transaction", "status", res.StatusCode, "method", tx.method,
+			"network", in.Network, "from", in.Remote, "to", in.Local)
+		return
+	}
+	if res.StatusCode < 200 {
+		select {
+		case tx.prov <- struct{}{}:
+		default:
+		}
+		return
+	}
+	select {
+	case tx.final <- in:
+	default:
+		t.stats.stray.Add(1) // retransmitted final response, absorbed
+	}
+}

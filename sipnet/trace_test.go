@@ -1,0 +1,106 @@
+package sipnet
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func parseResponse(t testing.TB, text string) *sip.Response {
+	t.Helper()
+	msg, err := sip.ParseMessage([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg.(*sip.Response)
+}
+
+// syncBuffer is a bytes.Buffer safe for the tracer's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestViaDestination(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.9:7777")
+	tests := []struct {
+		via  string
+		want string
+	}{
+		{"SIP/2.0/UDP 192.0.2.5:7200;branch=z9hG4bK1", "192.0.2.5:7200"},
+		{"SIP/2.0/UDP 192.0.2.5;branch=z9hG4bK1", "192.0.2.5:5060"},
+		{"SIP/2.0/UDP pcscf.example:7200;branch=z9hG4bK1", "192.0.2.9:7200"},
+		{"SIP/2.0/UDP 192.0.2.5:7200;received=198.51.100.1;branch=z9hG4bK1", "198.51.100.1:7200"},
+		{"SIP/2.0/UDP 192.0.2.5:7200;rport=9999;branch=z9hG4bK1", "192.0.2.5:9999"},
+		{"SIP/2.0/UDP [2001:db8::1]:7200;branch=z9hG4bK1", "[2001:db8::1]:7200"},
+	}
+	for _, tt := range tests {
+		res := parseResponse(t, "SIP/2.0 200 OK\nVia: "+tt.via+"\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 NOTIFY\nContent-Length: 0\n\n")
+		if got := ViaDestination(res.Via(), src).String(); got != tt.want {
+			t.Errorf("Via %q: %s, want %s", tt.via, got, tt.want)
+		}
+	}
+}
+
+func TestTextTracerRedactsKeys(t *testing.T) {
+	var b syncBuffer
+	tr := NewTextTracer(&b)
+	msg := "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", ck=\"00112233445566778899aabbccddeeff\",ik=\"ffeeddccbbaa99887766554433221100\"\r\n\r\n"
+	tr.WritePacket(Packet{Time: time.Unix(0, 0), Network: "udp",
+		Local: netip.MustParseAddrPort("192.0.2.1:5060"), Remote: netip.MustParseAddrPort("192.0.2.9:5060"), Data: []byte(msg)})
+	out := b.String()
+	if strings.Contains(out, "0011223344") || strings.Contains(out, "ffeeddcc") {
+		t.Errorf("keys in the trace:\n%s", out)
+	}
+	if !strings.Contains(out, `ck="<redacted>"`) || !strings.HasPrefix(out, "--- 1970-01-01T00:00:00.000000Z recv UDP 192.0.2.1:5060 <- 192.0.2.9:5060 (") {
+		t.Errorf("trace:\n%s", out)
+	}
+}
+
+// Redact touches ck and ik only at a parameter boundary: "ck=" inside a
+// quoted base64 nonce is part of the nonce (1 in 256 nonces end so).
+func TestRedactAtParameterBoundary(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`Digest nonce="AAAAck=", ck="0011", ik=ffee`, `Digest nonce="AAAAck=", ck="<redacted>", ik="<redacted>"`},
+		{`Digest nonce="a+ck=",algorithm=AKAv1-MD5`, `Digest nonce="a+ck=",algorithm=AKAv1-MD5`},
+		{"Digest realm=\"r\",\tCK = \"00\"", "Digest realm=\"r\",\tCK=\"<redacted>\""},
+	} {
+		if got := string(Redact([]byte(tc.in))); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The pcap carries no keys either.
+func TestPcapRedactsKeys(t *testing.T) {
+	var b bytes.Buffer
+	pw, err := NewPcapWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", ck=\"00112233445566778899aabbccddeeff\"\r\n\r\n"
+	if err := pw.WritePacket(Packet{Time: time.Unix(0, 0), Network: "udp",
+		Local: netip.MustParseAddrPort("192.0.2.1:5060"), Remote: netip.MustParseAddrPort("192.0.2.9:5060"), Data: []byte(msg)}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b.Bytes(), []byte("0011223344")) || !bytes.Contains(b.Bytes(), []byte(`ck="<redacted>"`)) {
+		t.Errorf("the capture carries the key: %q", b.Bytes())
+	}
+}

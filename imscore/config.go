@@ -11,6 +11,7 @@ import (
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipclient/digest"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Subscriber is one HSS record: the identities and the long-term AKA
@@ -89,6 +90,12 @@ type Config struct {
 	// Faults, when set, injects failures for tests; it may be changed while
 	// the core runs.
 	Faults *Faults
+	// Timers are the core's SIP timers; zero fields take RFC 3261's
+	// (sipnet.RFC3261Timers). Tests shorten them.
+	Timers sipnet.Timers
+	// Net is where the core's sockets come from; nil means the host's
+	// kernel (sipnet.Kernel).
+	Net sipnet.Net
 }
 
 // Defaults.

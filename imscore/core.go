@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipclient/digest"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // ErrNotRegistered is returned by Deregister and Reauthenticate for a public
@@ -33,10 +33,13 @@ var ErrClosed = errors.New("imscore: core closed")
 // registers with vectors from the HSS, and the P-CSCF alone knows CK and IK
 // and strips them (unless CKIKInChallenge).
 type Core struct {
-	cfg    Config
-	log    *slog.Logger
-	parser *sip.Parser
-	hss    *hss
+	cfg Config
+	log *slog.Logger
+	hss *hss
+	tp  *sipnet.Transport // every socket of the core
+
+	epMu sync.Mutex
+	eps  map[uint16]*endpoint // bound ports by number
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -56,14 +59,6 @@ type Core struct {
 	subs     map[string]*subscription   // reg-event subscriptions by dialog
 	notifyWG sync.WaitGroup             // NOTIFY transactions in flight
 
-	txMu  sync.Mutex
-	srvTx map[string]*serverTx
-	swept time.Time // last sweep of expired server transactions
-	cliTx map[string]*clientTx
-
-	connMu sync.Mutex
-	conns  map[*tcpConn]struct{} // nil once closed
-
 	stats counters
 
 	closeOnce sync.Once
@@ -81,8 +76,8 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 	c := &Core{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		parser:   sip.NewParser(),
 		hss:      newHSS(cfg.Subscribers),
+		eps:      map[uint16]*endpoint{},
 		ctx:      cctx,
 		cancel:   cancel,
 		bindIP:   cfg.Addr.Addr(),
@@ -90,25 +85,29 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 		sets:     map[uint64]*secSet{},
 		byFlow:   map[netip.AddrPort]*secSet{},
 		subs:     map[string]*subscription{},
-		srvTx:    map[string]*serverTx{},
-		cliTx:    map[string]*clientTx{},
-		conns:    map[*tcpConn]struct{}{},
 	}
-	c.unprot, err = bindEndpoint(c.bindIP, cfg.Addr.Port(), roleUnprotected)
+	var sinks []sipnet.PacketSink
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		sinks = append(sinks, logSink{c.log})
+	}
+	c.tp = sipnet.New(sipnet.Config{Net: cfg.Net, Timers: cfg.Timers, Sinks: sinks, Handler: c.receive, Log: c.log})
+	// The ports serve as soon as they are bound: hold the lock until both
+	// are, so that no request sees one of them unset.
+	c.mu.Lock()
+	c.unprot, err = c.bindEndpoint(cfg.Addr.Port(), roleUnprotected)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("imscore: P-CSCF unprotected port: %w", err)
-	}
-	if cfg.isAKA() && !cfg.CKIKInChallenge {
-		c.server, err = bindEndpoint(c.bindIP, cfg.PortPS, roleServer)
-		if err != nil {
-			c.unprot.close()
-			cancel()
-			return nil, fmt.Errorf("imscore: P-CSCF protected server port (port_ps): %w", err)
+		err = fmt.Errorf("imscore: P-CSCF unprotected port: %w", err)
+	} else if cfg.isAKA() && !cfg.CKIKInChallenge {
+		if c.server, err = c.bindEndpoint(cfg.PortPS, roleServer); err != nil {
+			err = fmt.Errorf("imscore: P-CSCF protected server port (port_ps): %w", err)
 		}
-		c.serve(c.server)
 	}
-	c.serve(c.unprot)
+	c.mu.Unlock()
+	if err != nil {
+		c.tp.Close()
+		cancel()
+		return nil, err
+	}
 	go func() {
 		<-cctx.Done()
 		c.Close()
@@ -145,17 +144,7 @@ func (c *Core) close() error {
 	c.mu.Unlock()
 
 	c.cancel()
-	c.unprot.close()
-	if c.server != nil {
-		c.server.close()
-	}
-	c.connMu.Lock()
-	conns := c.conns
-	c.conns = nil
-	c.connMu.Unlock()
-	for tc := range conns {
-		tc.c.Close()
-	}
+	c.tp.Close()
 	c.notifyWG.Wait()
 	c.wg.Wait()
 	c.log.Info("lab IMS core stopped")
@@ -174,9 +163,7 @@ func (c *Core) Restart() error {
 	}
 	c.epoch++
 	err := c.resetLocked("P-CSCF restart")
-	c.txMu.Lock()
-	clear(c.srvTx)
-	c.txMu.Unlock()
+	c.tp.ForgetServerTxs()
 	c.stats.restarts.Add(1)
 	c.log.Info("P-CSCF restarted: all registrations and SAs dropped")
 	return err
@@ -212,13 +199,10 @@ func (c *Core) localFor(ue netip.Addr) netip.Addr {
 	if !c.bindIP.IsUnspecified() {
 		return c.bindIP
 	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ue, 9)))
-	if err != nil {
-		return c.bindIP
+	if a, ok := c.tp.Net().LocalFor(ue); ok {
+		return a
 	}
-	defer conn.Close()
-	a := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-	return a
+	return c.bindIP
 }
 
 // ---- state -------------------------------------------------------------
@@ -316,9 +300,9 @@ type secSet struct {
 	clientMechs []mt.Mechanism // the Security-Client that created the set
 	serverMechs []mt.Mechanism // the Security-Server the P-CSCF sent
 	sa          *ipsec.SASet
-	pc          *endpoint // port_pc
-	tcpOut      *tcpConn  // TCP connection dialled from port_pc, for requests to the UE
-	expires     time.Time // established: registration expiry + 30 s (TS 33.203 §7.1)
+	pc          *endpoint    // port_pc
+	tcpOut      *sipnet.Conn // TCP connection dialled from port_pc, for requests to the UE
+	expires     time.Time    // established: registration expiry + 30 s (TS 33.203 §7.1)
 	timer       *time.Timer
 	removed     bool
 }
@@ -328,7 +312,7 @@ func (s *secSet) flow() netip.AddrPort { return netip.AddrPortFrom(s.ue, s.clien
 // toUE is the route for the P-CSCF's UDP messages to the UE over this set:
 // port_pc → port_us.
 func (s *secSet) toUE() route {
-	return route{transport: "UDP", ep: s.pc, dst: netip.AddrPortFrom(s.ue, s.client.PortS)}
+	return udpRoute(s.pc, netip.AddrPortFrom(s.ue, s.client.PortS))
 }
 
 // bindingKey identifies a binding: the private identity and the contact's

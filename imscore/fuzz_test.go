@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsue/imsue/sipnet"
 )
 
 // FuzzConfigFile: no input makes ParseConfigFile panic, and an accepted
@@ -75,7 +77,12 @@ func FuzzRequest(f *testing.F) {
 		case 2: // port_ps over the registered UE's SA flow
 			in.ep, in.remote = c.server, flow
 		}
-		c.dispatch(in)
+		switch m := msg.(type) {
+		case *sip.Request:
+			c.handleRequest(in, m)
+		case *sip.Response:
+			c.acceptResponse(&sipnet.Inbound{Msg: m, Network: "udp", Local: in.ep.addr, Remote: in.remote})
+		}
 		if err := c.checkInvariants(); err != nil {
 			t.Fatal(err)
 		}

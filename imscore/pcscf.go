@@ -15,6 +15,7 @@ import (
 
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // The P-CSCF role: what may enter, sec-agree (RFC 3329 with TS 33.203),
@@ -46,15 +47,11 @@ import (
 //     set carries a request or its own lifetime (registration expiry + 30 s)
 //     ends. Lifetimes in the kernel cannot be extended once installed.
 
-// dispatch hands a received message to its handler.
-func (c *Core) dispatch(in inbound) {
-	switch m := in.msg.(type) {
-	case *sip.Response:
-		c.handleResponse(in, m)
-	case *sip.Request:
-		c.handleRequest(in, m)
-	}
-}
+// retransmission reports whether req repeats a request being or already
+// answered (its server transaction resends the final response, and the
+// transport counts it), so that it is not acted on again: one 401, one SA
+// set.
+func (c *Core) retransmission(req *sip.Request) bool { return !c.tp.Begin(req) }
 
 // handleRequest admits a request according to the port it arrived on.
 func (c *Core) handleRequest(in inbound, req *sip.Request) {
@@ -173,6 +170,17 @@ func (c *Core) onProtected(in inbound, req *sip.Request) {
 		return
 	}
 	c.onRegisteredRequest(in, req, b, set, r)
+}
+
+// acceptResponse is the Accept of the P-CSCF's client transactions: a
+// response counts only when it arrived over an SA set (protectedResponse).
+func (c *Core) acceptResponse(in *sipnet.Inbound) bool {
+	if ep := c.endpointOf(in); ep != nil && c.protectedResponse(c.inbound(in, ep)) {
+		return true
+	}
+	c.stats.discarded.Add(1)
+	c.log.Info("discarding response that did not arrive over an SA set", "from", in.Remote, "port", in.Local.Port())
+	return false
 }
 
 // protectedResponse reports whether a response to one of the P-CSCF's
@@ -393,7 +401,7 @@ func (c *Core) newTemporarySetLocked(rc regContext, b *binding, ch *challenge) (
 	}
 	spiPC, spiPS, err := c.allocSPIsLocked(client)
 	if err != nil {
-		pc.close()
+		c.closeEndpoint(pc)
 		return nil, err
 	}
 	server := mt.Params{SPIc: spiPC, SPIs: spiPS, PortC: pc.addr.Port(), PortS: c.server.addr.Port()}
@@ -404,14 +412,14 @@ func (c *Core) newTemporarySetLocked(rc regContext, b *binding, ch *challenge) (
 	local := c.localFor(ueIP)
 	sa, err := mt.PlanPCSCF(mt.Endpoints{UE: ueIP, PCSCF: local}, client, server, list[idx], ch.vec.CK, ch.vec.IK, 0)
 	if err != nil {
-		pc.close()
+		c.closeEndpoint(pc)
 		return nil, fmt.Errorf("plan SA set: %w", err)
 	}
 	ictx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	err = c.cfg.IPsec.Install(ictx, sa)
 	cancel()
 	if err != nil {
-		pc.close()
+		c.closeEndpoint(pc)
 		return nil, fmt.Errorf("install SA set with %s: %w", c.cfg.IPsec.Name(), err)
 	}
 	c.stats.setsInstalled.Add(1)
@@ -439,16 +447,15 @@ func (c *Core) openClientPort(avoid uint16) (*endpoint, error) {
 	var held []*endpoint
 	defer func() {
 		for _, ep := range held {
-			ep.close()
+			c.closeEndpoint(ep)
 		}
 	}()
 	for range 8 {
-		ep, err := bindEndpoint(c.bindIP, 0, roleClient)
+		ep, err := c.bindEndpoint(0, roleClient)
 		if err != nil {
 			return nil, err
 		}
 		if p := ep.addr.Port(); p != avoid && p != c.server.addr.Port() {
-			c.serve(ep)
 			return ep, nil
 		}
 		held = append(held, ep) // keep it bound so the next try gets another port
@@ -556,30 +563,15 @@ func (c *Core) dropSetLocked(s *secSet, why string) error {
 	err := c.cfg.IPsec.Remove(rctx, s.sa)
 	cancel()
 	c.stats.setsRemoved.Add(1)
-	s.pc.close()
-	c.closeConnsLocked(func(tc *tcpConn) bool {
-		return tc.ep == s.pc || (tc.ep == c.server && tc.remote == s.flow())
-	})
+	c.closeEndpoint(s.pc)
+	ps, flow := c.server.addr.Port(), s.flow()
+	c.tp.CloseConns(func(tc *sipnet.Conn) bool { return tc.Local().Port() == ps && tc.Remote() == flow })
 	c.log.Info("SA set removed", "set", s.id, "state", s.state.String(), "reason", why)
 	if err != nil {
 		err = fmt.Errorf("imscore: remove SA set %d: %w", s.id, err)
 		c.log.Warn("SA set removal failed", "set", s.id, "err", err)
 	}
 	return err
-}
-
-func (c *Core) closeConnsLocked(match func(*tcpConn) bool) {
-	c.connMu.Lock()
-	var victims []*tcpConn
-	for tc := range c.conns {
-		if match(tc) {
-			victims = append(victims, tc)
-		}
-	}
-	c.connMu.Unlock()
-	for _, tc := range victims {
-		c.closeConn(tc)
-	}
 }
 
 // responseRoute says where the response to req goes. TCP: on the
@@ -589,7 +581,7 @@ func (c *Core) closeConnsLocked(match func(*tcpConn) bool) {
 // the Via sent-by port.
 func (c *Core) responseRoute(in inbound, req *sip.Request, set *secSet) route {
 	if in.conn != nil {
-		return route{transport: "TCP", conn: in.conn}
+		return tcpRoute(in.conn)
 	}
 	if set != nil {
 		r := set.toUE()
@@ -606,7 +598,7 @@ func (c *Core) responseRoute(in inbound, req *sip.Request, set *secSet) route {
 	if via.Params.Has("rport") {
 		port = in.remote.Port()
 	}
-	return route{transport: "UDP", ep: in.ep, dst: netip.AddrPortFrom(in.remote.Addr(), port)}
+	return udpRoute(in.ep, netip.AddrPortFrom(in.remote.Addr(), port))
 }
 
 // reply sends the final response to req along r, stores it in the server
@@ -616,18 +608,24 @@ func (c *Core) reply(req *sip.Request, resp *sip.Response, r route, after func()
 	finalize(resp)
 	if d := c.cfg.Faults.responseDelay(); d > 0 {
 		c.after(d, func() {
-			c.completeTx(req, resp, r)
-			_ = c.send(r, resp)
+			c.respond(req, resp, r)
 			if after != nil {
 				after()
 			}
 		})
 		return
 	}
-	c.completeTx(req, resp, r)
-	_ = c.send(r, resp)
+	c.respond(req, resp, r)
 	if after != nil {
 		after()
+	}
+}
+
+// respond sends the final response to req and keeps it in req's server
+// transaction for retransmissions.
+func (c *Core) respond(req *sip.Request, resp *sip.Response, r route) {
+	if err := c.tp.Respond(req, resp, r); err != nil {
+		c.log.Warn("send failed", "route", r.String(), "err", err)
 	}
 }
 

@@ -256,7 +256,7 @@ func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState
 	}
 	req := sip.NewRequest(sip.NOTIFY, *s.target.Clone())
 	req.AppendHeader(&sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: r.transport,
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transportOf(r),
 		Host: via.Addr().String(), Port: int(via.Port()),
 		Params: branchParams(),
 	})
@@ -275,16 +275,17 @@ func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState
 			req.AppendHeader(sip.NewHeader("Route", p))
 		}
 	}
-	req.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(s.b, r.transport)})
+	req.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(s.b, transportOf(r))})
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
 	ct := sip.ContentTypeHeader(reginfoType)
 	req.AppendHeader(&ct)
 	req.SetBody(body)
-	req.SetTransport(r.transport)
+	req.SetTransport(transportOf(r))
 	finalize(req)
 
-	tx, err := c.startClientTx(r, req)
+	r.Accept = c.acceptResponse
+	tx, err := c.tp.Start(c.ctx, req, r)
 	if err != nil {
 		done <- err
 		return done
@@ -293,7 +294,11 @@ func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState
 	c.notifyWG.Add(1)
 	go func() {
 		defer c.notifyWG.Done()
-		resp, err := c.finishClientTx(tx, r, req)
+		var resp *sip.Response
+		in, err := tx.Wait(c.ctx)
+		if err == nil {
+			resp = in.Msg.(*sip.Response)
+		}
 		if err == nil && resp.StatusCode >= 300 {
 			err = fmt.Errorf("NOTIFY answered %d %s", resp.StatusCode, resp.Reason)
 			if resp.StatusCode == sip.StatusCallTransactionDoesNotExists || resp.StatusCode == sip.StatusForbidden {
@@ -331,7 +336,7 @@ func (c *Core) notifyRouteLocked(s *subscription) (route, netip.AddrPort, error)
 				}
 				set.tcpOut = tc
 			}
-			return route{transport: "TCP", conn: set.tcpOut}, via, nil
+			return tcpRoute(set.tcpOut), via, nil
 		}
 		return set.toUE(), via, nil
 	}
@@ -350,7 +355,7 @@ func (c *Core) notifyRouteLocked(s *subscription) (route, netip.AddrPort, error)
 	if s.transport() == "TCP" {
 		return route{}, via, fmt.Errorf("NOTIFY over TCP without SAs is not supported by the lab core")
 	}
-	return route{transport: "UDP", ep: c.unprot, dst: dst}, via, nil
+	return udpRoute(c.unprot, dst), via, nil
 }
 
 // firstHop returns the address of the first URI of a Path header list; the

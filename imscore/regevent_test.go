@@ -96,11 +96,7 @@ func TestRegEvent(t *testing.T) {
 				t.Errorf("stats %+v", st)
 			}
 			// The UE's 200s (UDP: port_uc → port_ps) end both transactions.
-			eventually(t, "NOTIFY transactions completed", func() bool {
-				c.txMu.Lock()
-				defer c.txMu.Unlock()
-				return len(c.cliTx) == 0
-			})
+			eventually(t, "NOTIFY transactions completed", func() bool { return c.tp.Stats().ClientTxs == 0 })
 			if st := c.Stats(); st.NotifyFailures != 0 || st.Discarded != 0 {
 				t.Errorf("stats %+v", st)
 			}

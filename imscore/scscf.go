@@ -500,7 +500,7 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 					}
 				}
 			}
-			if tc := r.conn; tc != nil {
+			if tc := r.Conn; tc != nil {
 				// Over TCP the 200 is only safe once acknowledged: a
 				// retransmission after the SAs are gone would leave in
 				// clear text (Kamailio 5.6's de-registration bug). Wait for
@@ -508,9 +508,8 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 				// while the SAs still protect the RST, then drop them.
 				dropLater := c.guarded(drop)
 				go func() {
-					if !waitAcked(tc.c, time.Second) {
-						_ = tc.c.SetLinger(0)
-						_ = tc.c.Close()
+					if !tc.Drained(time.Second) {
+						tc.Abort()
 					}
 					dropLater()
 				}()

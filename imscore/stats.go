@@ -4,10 +4,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/imsue/imsue/ipsec"
 )
+
+// atomicCounter is a named uint64 counter.
+type atomicCounter = atomic.Uint64
 
 // Stats are counters since Start, for tests and the CLI.
 type Stats struct {
@@ -36,7 +40,7 @@ type counters struct {
 	regUnprot, regProt, challenges, registered, deregistered atomicCounter
 	authFailures, secAgree, setsInstalled, setsRemoved       atomicCounter
 	vectors, resyncs, subscribes, notifies, discarded        atomicCounter
-	retransmissions, malformed, restarts, notifyFailures     atomicCounter
+	malformed, restarts, notifyFailures                      atomicCounter
 }
 
 // Stats returns a snapshot of the counters.
@@ -61,8 +65,8 @@ func (c *Core) Stats() Stats {
 		Notifies:             s.notifies.Load(),
 		NotifyFailures:       s.notifyFailures.Load(),
 		Discarded:            s.discarded.Load(),
-		Retransmissions:      s.retransmissions.Load(),
-		Malformed:            s.malformed.Load(),
+		Retransmissions:      c.tp.Stats().Absorbed,
+		Malformed:            s.malformed.Load() + c.tp.Stats().Malformed,
 		FaultDrops:           drops,
 		Restarts:             s.restarts.Load(),
 	}

@@ -14,10 +14,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/sys/unix"
 
 	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/ipsec"
@@ -250,6 +252,16 @@ func (u *testUE) newClientPort() {
 	}
 	u.portUC = port(u.uc.LocalAddr())
 	u.spiUC, u.spiUS = randSPI(), randSPI()
+}
+
+// reusePortControl sets SO_REUSEPORT, so that the test UE can dial TCP
+// from a port it also listens on.
+func reusePortControl(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 // reserveTCP binds port_uc for UDP and reserves the same TCP port with an

@@ -37,7 +37,7 @@ func (c *Client) onRequest(in *sipnet.Inbound) {
 		c.malformed.Add(1) // cannot even be answered (RFC 3261 §8.1.1 minimum)
 		return
 	}
-	if !c.tp.Begin(in) {
+	if !c.tp.Begin(req) {
 		return // a retransmission: answered again by its server transaction
 	}
 
@@ -56,7 +56,7 @@ func (c *Client) onRequest(in *sipnet.Inbound) {
 	res := c.answer(in, req)
 	rt := c.responder(in, req)
 	rt.Gate = c.overSet(id)
-	if err := c.tp.Respond(in, res, rt); err != nil {
+	if err := c.tp.Respond(req, res, rt); err != nil {
 		c.s.log.Info("sending response failed", "method", req.Method, "err", err)
 	}
 }

@@ -51,15 +51,10 @@ func serverKey(req *sip.Request) string {
 	return b.String()
 }
 
-// Begin opens the server transaction of the request in in and reports
-// whether it is new. A retransmission of a request already answered gets
+// Begin opens the server transaction of req and reports whether it is new. A retransmission of a request already answered gets
 // the stored final response again; one still being processed is absorbed.
 // Either way Begin returns false and the caller must not act on it again.
-func (t *Transport) Begin(in *Inbound) bool {
-	req, ok := in.Msg.(*sip.Request)
-	if !ok {
-		return true
-	}
+func (t *Transport) Begin(req *sip.Request) bool {
 	key := serverKey(req)
 	now := time.Now()
 	t.txMu.Lock()
@@ -96,17 +91,14 @@ func (t *Transport) Begin(in *Inbound) bool {
 	return false
 }
 
-// Respond sends the final response res to the request in in along r and
-// keeps it for Timer J, to answer retransmissions of the request (see
-// Begin). A request that Begin did not see still gets its answer.
-func (t *Transport) Respond(in *Inbound, res sip.Message, r Route) error {
+// Respond sends the final response res to req along r and keeps it for
+// Timer J, to answer retransmissions of req (see Begin). A request that
+// Begin did not see still gets its answer.
+func (t *Transport) Respond(req *sip.Request, res sip.Message, r Route) error {
 	data := []byte(res.String())
-	if req, ok := in.Msg.(*sip.Request); ok {
-		key := serverKey(req)
-		t.txMu.Lock()
-		t.server[key] = &serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
-		t.txMu.Unlock()
-	}
+	t.txMu.Lock()
+	t.server[serverKey(req)] = &serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
+	t.txMu.Unlock()
 	return t.Send(context.Background(), r, data)
 }
 

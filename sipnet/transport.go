@@ -67,6 +67,7 @@ type Stats struct {
 	Resent      uint64 // final responses resent to a retransmitted request
 	Pongs       uint64 // CRLF keep-alive pongs sent (RFC 5626 §3.5.1)
 	RefusedConn uint64 // inbound connections reset for MaxInbound
+	ClientTxs   int    // client transactions running now
 }
 
 type connKey struct{ local, remote netip.AddrPort }
@@ -142,7 +143,10 @@ func (t *Transport) Net() Net { return t.net }
 
 // Stats returns a snapshot of the counters.
 func (t *Transport) Stats() Stats {
-	return Stats{
+	t.txMu.Lock()
+	running := len(t.client)
+	t.txMu.Unlock()
+	return Stats{ClientTxs: running,
 		Malformed: t.stats.malformed.Load(), Stray: t.stats.stray.Load(),
 		Unaccepted: t.stats.unaccepted.Load(), Absorbed: t.stats.absorbed.Load(),
 		Resent: t.stats.resent.Load(), Pongs: t.stats.pongs.Load(), RefusedConn: t.stats.refused.Load(),

@@ -56,7 +56,7 @@ func newPair(t *testing.T) *pair {
 
 func (p *pair) serve(in *sipnet.Inbound) {
 	req := in.Msg.(*sip.Request)
-	if !p.srv.Begin(in) {
+	if !p.srv.Begin(req) {
 		return
 	}
 	p.acted.Add(1)
@@ -65,7 +65,7 @@ func (p *pair) serve(in *sipnet.Inbound) {
 		_ = p.srv.Send(context.Background(), r, []byte(sip.NewResponseFromRequest(req, 100, "Trying", nil).String()))
 	}
 	if p.respond.Load() {
-		_ = p.srv.Respond(in, sip.NewResponseFromRequest(req, 200, "OK", nil), r)
+		_ = p.srv.Respond(req, sip.NewResponseFromRequest(req, 200, "OK", nil), r)
 	}
 }
 

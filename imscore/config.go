@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // Subscriber is one HSS record: the identities and the long-term AKA

@@ -14,9 +14,9 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // ErrNotRegistered is returned by Deregister and Reauthenticate for a public

@@ -10,7 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/reginfo"
 )
 
 // The reg event package (RFC 3680, TS 24.229 §5.4.2.1): the S-CSCF accepts

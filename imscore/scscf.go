@@ -13,9 +13,9 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // The S-CSCF role: registrar with Digest AKA (RFC 3310, RFC 4169) or plain

@@ -19,11 +19,11 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim/milenage"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // This file is a hand-built UE for the core's tests: raw SIP text over UDP

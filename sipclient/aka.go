@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/isim"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // Glue between the registration and package digest (RFC 2617, RFC 3310

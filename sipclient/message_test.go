@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/imsue/imsue/sipclient/digest"
+	"github.com/imsue/imsue/digest"
 )
 
 func parseResponse(t testing.TB, text string) *sip.Response {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/reginfo"
 )
 
 // The reg-event subscription (RFC 3680, TS 24.229 §5.1.1.3): after the

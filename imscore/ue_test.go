@@ -549,7 +549,8 @@ func (u *testUE) aka(ch *digest.Challenge) (string, []byte) {
 }
 
 // authorization answers the last challenge. kind: "ok" (correct), "wrong",
-// "mac" (empty response), "sync" (auts).
+// "mac" (empty response), "sync" (auts), "sync-unpadded" (auts in base64
+// without padding, as some UEs send it).
 func (u *testUE) authorization(kind string, auts []byte) string {
 	u.t.Helper()
 	ch := u.ch
@@ -560,7 +561,7 @@ func (u *testUE) authorization(kind string, auts []byte) string {
 	case strings.EqualFold(ch.Algorithm, digest.MD5) || ch.Algorithm == "":
 		password = []byte(u.sub.Password)
 	}
-	if kind == "sync" || kind == "mac" {
+	if kind == "sync" || kind == "sync-unpadded" || kind == "mac" {
 		password = nil
 	}
 	qop := ""
@@ -586,6 +587,8 @@ func (u *testUE) authorization(kind string, auts []byte) string {
 		a.Response = ""
 	case "sync":
 		a.AUTS, a.HasAUTS = base64.StdEncoding.EncodeToString(auts), true
+	case "sync-unpadded":
+		a.AUTS, a.HasAUTS = base64.RawStdEncoding.EncodeToString(auts), true
 	}
 	return a.String()
 }

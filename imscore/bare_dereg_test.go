@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imsue/imsue/sipclient/digest"
+	"github.com/imsue/imsue/digest"
 )
 
 // TestCKIKInChallengeDeregister: behind an external P-CSCF (Kamailio) the

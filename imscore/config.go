@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 	"github.com/imsue/imsue/sipnet"
 )
 
@@ -104,12 +104,6 @@ const (
 	DefaultReauthExpires = 60 * time.Second
 )
 
-// qop values as configured.
-const (
-	qopAuth    = "auth"
-	qopAuthInt = "auth-int"
-)
-
 // withDefaults returns a copy of cfg with defaults filled in, or an error
 // naming the first invalid field.
 func (cfg Config) withDefaults() (Config, error) {
@@ -122,22 +116,17 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Addr.Addr().Zone() != "" {
 		return cfg, fmt.Errorf("imscore: config: Addr %s: zoned addresses are not supported", cfg.Addr)
 	}
-	switch {
-	case cfg.Algorithm == "":
+	if cfg.Algorithm == "" {
 		cfg.Algorithm = digest.AKAv1MD5
-	case strings.EqualFold(cfg.Algorithm, digest.AKAv1MD5):
-		cfg.Algorithm = digest.AKAv1MD5
-	case strings.EqualFold(cfg.Algorithm, digest.AKAv2MD5):
-		cfg.Algorithm = digest.AKAv2MD5
-	case strings.EqualFold(cfg.Algorithm, digest.MD5):
-		cfg.Algorithm = digest.MD5
-	default:
+	} else if v, err := digest.ParseVariant(cfg.Algorithm); err == nil {
+		cfg.Algorithm = v.String() // the canonical spelling
+	} else {
 		return cfg, fmt.Errorf("imscore: config: Algorithm %q: want AKAv1-MD5, AKAv2-MD5 or MD5", cfg.Algorithm)
 	}
 	switch q := strings.ReplaceAll(strings.ToLower(cfg.QOP), " ", ""); q {
 	case "":
-		cfg.QOP = qopAuth
-	case qopAuth, qopAuthInt, "auth,auth-int", "none":
+		cfg.QOP = digest.QOPAuth
+	case digest.QOPAuth, digest.QOPAuthInt, "auth,auth-int", "none":
 		cfg.QOP = q
 	case "auth-int,auth":
 		cfg.QOP = "auth-int,auth"

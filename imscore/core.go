@@ -13,9 +13,9 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 	"github.com/imsue/imsue/sipnet"
 )
 

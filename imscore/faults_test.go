@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // TestFaults checks each fault as a UE sees it.

@@ -314,8 +314,8 @@ func (c *Core) checkSecurityClient(req *sip.Request, cur *secSet) ([]mt.Mechanis
 // (every entry of one Security-Client carries the same ones).
 func ueParams(offer []mt.Mechanism) mt.Params {
 	for _, m := range offer {
-		if strings.EqualFold(m.Name, "ipsec-3gpp") {
-			return mt.Params{SPIc: m.SPIc, SPIs: m.SPIs, PortC: m.PortC, PortS: m.PortS}
+		if strings.EqualFold(m.Name, mt.MechanismIPsec3GPP) {
+			return m.Params()
 		}
 	}
 	return mt.Params{}
@@ -327,14 +327,14 @@ func (c *Core) supportedMechanisms() []mt.Mechanism {
 	if len(c.cfg.Mechanisms) > 0 {
 		out := make([]mt.Mechanism, len(c.cfg.Mechanisms))
 		for i, m := range c.cfg.Mechanisms {
-			out[i] = mt.Mechanism{Name: "ipsec-3gpp", Alg: m.Alg, EAlg: normEnc(m.EAlg), Prot: "esp", Mode: ipsec.ModeTransport, Q: m.Q, HasQ: m.HasQ}
+			out[i] = mt.Mechanism{Name: mt.MechanismIPsec3GPP, Alg: m.Alg, EAlg: mt.NormEnc(m.EAlg), Prot: mt.ProtESP, Mode: ipsec.ModeTransport, Q: m.Q, HasQ: m.HasQ}
 		}
 		return out
 	}
 	var out []mt.Mechanism
 	for _, a := range supportedAuth {
 		for _, e := range supportedEnc {
-			out = append(out, mt.Mechanism{Name: "ipsec-3gpp", Alg: a, EAlg: e, Prot: "esp", Mode: ipsec.ModeTransport})
+			out = append(out, mt.Mechanism{Name: mt.MechanismIPsec3GPP, Alg: a, EAlg: e, Prot: mt.ProtESP, Mode: ipsec.ModeTransport})
 		}
 	}
 	return out
@@ -347,7 +347,7 @@ func (c *Core) serverMechanisms(offer []mt.Mechanism) ([]mt.Mechanism, int, erro
 		// Kamailio style: the first offered pair the core supports, alone.
 		for _, m := range offer {
 			if acceptable(m) && supportedPair(m.Alg, m.EAlg) {
-				return []mt.Mechanism{{Name: "ipsec-3gpp", Alg: canonAuth(m.Alg), EAlg: canonEnc(m.EAlg), Prot: "esp", Mode: ipsec.ModeTransport}}, 0, nil
+				return []mt.Mechanism{{Name: mt.MechanismIPsec3GPP, Alg: mt.NormAuth(m.Alg), EAlg: mt.NormEnc(m.EAlg), Prot: mt.ProtESP, Mode: ipsec.ModeTransport}}, 0, nil
 			}
 		}
 		return nil, 0, fmt.Errorf("none of the offered ipsec-3gpp alg/ealg pairs (transport mode, esp) is supported: %w", mt.ErrNoAcceptableMechanism)
@@ -358,7 +358,7 @@ func (c *Core) serverMechanisms(offer []mt.Mechanism) ([]mt.Mechanism, int, erro
 		return nil, 0, err
 	}
 	for i, m := range list {
-		if strings.EqualFold(string(m.Alg), string(chosen.Alg)) && strings.EqualFold(string(m.EAlg), string(normEnc(chosen.EAlg))) {
+		if strings.EqualFold(string(m.Alg), string(chosen.Alg)) && strings.EqualFold(string(m.EAlg), string(mt.NormEnc(chosen.EAlg))) {
 			return list, i, nil
 		}
 	}
@@ -368,8 +368,8 @@ func (c *Core) serverMechanisms(offer []mt.Mechanism) ([]mt.Mechanism, int, erro
 // acceptable reports whether an offered entry is an ipsec-3gpp ESP
 // transport-mode mechanism (other modes are not negotiated).
 func acceptable(m mt.Mechanism) bool {
-	return strings.EqualFold(m.Name, "ipsec-3gpp") &&
-		(m.Prot == "" || strings.EqualFold(m.Prot, "esp")) &&
+	return strings.EqualFold(m.Name, mt.MechanismIPsec3GPP) &&
+		(m.Prot == "" || strings.EqualFold(m.Prot, mt.ProtESP)) &&
 		(m.Mode == "" || strings.EqualFold(string(m.Mode), string(ipsec.ModeTransport)))
 }
 
@@ -689,32 +689,6 @@ func sameMechanisms(a, b []mt.Mechanism) bool {
 		}
 	}
 	return true
-}
-
-func normEnc(e ipsec.Enc) ipsec.Enc {
-	if e == "" {
-		return ipsec.EncNull
-	}
-	return e
-}
-
-func canonAuth(a ipsec.Auth) ipsec.Auth {
-	for _, x := range supportedAuth {
-		if strings.EqualFold(string(x), string(a)) {
-			return x
-		}
-	}
-	return a
-}
-
-func canonEnc(e ipsec.Enc) ipsec.Enc {
-	e = normEnc(e)
-	for _, x := range supportedEnc {
-		if strings.EqualFold(string(x), string(e)) {
-			return x
-		}
-	}
-	return e
 }
 
 // sanitize makes text safe inside a quoted Warning text.

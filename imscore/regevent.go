@@ -10,7 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/reginfo"
 )
 
 // The reg event package (RFC 3680, TS 24.229 §5.4.2.1): the S-CSCF accepts
@@ -33,10 +33,7 @@ import (
 //     reason=deactivated; Reject sends event "rejected" and reason=rejected.
 //     The SAs go once the NOTIFY transactions completed.
 
-const (
-	reginfoType            = "application/reginfo+xml"
-	defaultSubscribeExpiry = 3761 // RFC 3680 §6.5 default
-)
+const defaultSubscribeExpiry = 3761 // RFC 3680 §6.5 default
 
 // subscription is one reg-event dialog.
 type subscription struct {
@@ -278,7 +275,7 @@ func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState
 	req.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(s.b, transportOf(r))})
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
-	ct := sip.ContentTypeHeader(reginfoType)
+	ct := sip.ContentTypeHeader(reginfo.ContentType)
 	req.AppendHeader(&ct)
 	req.SetBody(body)
 	req.SetTransport(transportOf(r))

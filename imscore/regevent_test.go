@@ -8,7 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/reginfo"
 )
 
 // subscribe registers u, subscribes to its reg event, answers the first

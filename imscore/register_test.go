@@ -241,45 +241,50 @@ func TestAuthFailures(t *testing.T) {
 }
 
 // TestResync forces a synchronisation failure with StaleSQN and checks the
-// AUTS path: a new 401 whose SQN the UE accepts, then registration.
+// AUTS path: a new 401 whose SQN the UE accepts, then registration. The
+// auts parameter is base64 (RFC 3310 §3.4), sent padded and unpadded.
 func TestResync(t *testing.T) {
-	f := &Faults{}
-	c, rec := startCore(t, Config{Faults: f})
-	u := newUE(t, c, "UDP")
-	u.register()
-	first := u.lastSQN
+	for _, kind := range []string{"sync", "sync-unpadded"} {
+		t.Run(kind, func(t *testing.T) {
+			f := &Faults{}
+			c, rec := startCore(t, Config{Faults: f})
+			u := newUE(t, c, "UDP")
+			u.register()
+			first := u.lastSQN
 
-	// Re-register with a stale SQN: the UE refuses it with AUTS.
-	f.StaleSQN()
-	u.newClientPort()
-	u.sendProtectedOld(u.registerText(regMsg{expires: -1, verify: u.verifyOld}))
-	_, resp := u.response(wait)
-	got, auts := u.challenge(resp)
-	if got != "sync" {
-		t.Fatalf("stale SQN: the UE says %q, want sync", got)
-	}
-	// TS 24.229 §5.1.1.5.3: over the existing SAs, with a fresh Security-Client.
-	u.cseq++
-	u.newClientPort()
-	u.sendProtectedOld(u.registerText(regMsg{expires: -1, auth: u.authorization("sync", auts), verify: u.verifyOld}))
-	_, resp = u.response(wait)
-	if got, _ := u.challenge(resp); got != "ok" {
-		t.Fatalf("after resync: %s", got)
-	}
-	if u.lastSQN>>indBits != first>>indBits+1 {
-		t.Errorf("SQN after resync %#x, want SEQ %d", u.lastSQN, first>>indBits+1)
-	}
-	if st := c.Stats(); st.Resyncs != 1 || st.Vectors != 3 {
-		t.Errorf("stats %+v", st)
-	}
-	u.cseq++
-	u.sendProtected(u.registerText(regMsg{expires: -1, auth: u.authorization("ok", nil), verify: strings.Join(u.secServer, ", ")}))
-	_, resp = u.response(wait)
-	if resp.StatusCode != 200 {
-		t.Fatalf("after resync: %s", resp.StartLine())
-	}
-	if n := len(rec.Live()); n != 2 { // new established + old until traffic
-		t.Errorf("live sets %d, want new and old", n)
+			// Re-register with a stale SQN: the UE refuses it with AUTS.
+			f.StaleSQN()
+			u.newClientPort()
+			u.sendProtectedOld(u.registerText(regMsg{expires: -1, verify: u.verifyOld}))
+			_, resp := u.response(wait)
+			got, auts := u.challenge(resp)
+			if got != "sync" {
+				t.Fatalf("stale SQN: the UE says %q, want sync", got)
+			}
+			// TS 24.229 §5.1.1.5.3: over the existing SAs, with a fresh Security-Client.
+			u.cseq++
+			u.newClientPort()
+			u.sendProtectedOld(u.registerText(regMsg{expires: -1, auth: u.authorization(kind, auts), verify: u.verifyOld}))
+			_, resp = u.response(wait)
+			if got, _ := u.challenge(resp); got != "ok" {
+				t.Fatalf("after resync: %s", got)
+			}
+			if u.lastSQN>>indBits != first>>indBits+1 {
+				t.Errorf("SQN after resync %#x, want SEQ %d", u.lastSQN, first>>indBits+1)
+			}
+			if st := c.Stats(); st.Resyncs != 1 || st.Vectors != 3 {
+				t.Errorf("stats %+v", st)
+			}
+			u.cseq++
+			u.sendProtected(u.registerText(regMsg{expires: -1, auth: u.authorization("ok", nil), verify: strings.Join(u.secServer, ", ")}))
+			_, resp = u.response(wait)
+			if resp.StatusCode != 200 {
+				t.Fatalf("after resync: %s", resp.StartLine())
+			}
+			if n := len(rec.Live()); n != 2 { // new established + old until traffic
+				t.Errorf("live sets %d, want new and old", n)
+			}
+		})
 	}
 }
 

@@ -13,9 +13,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsue/imsue/isim"
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // The S-CSCF role: registrar with Digest AKA (RFC 3310, RFC 4169) or plain
@@ -286,13 +285,13 @@ func (c *Core) forgetIfPendingLocked(b *binding) {
 
 // resyncLocked handles a REGISTER with auts (TS 33.102 §6.3.5).
 func (c *Core) resyncLocked(rc regContext, b *binding, sub Subscriber, auth *digest.Authorization) regResult {
-	raw, err := base64.StdEncoding.DecodeString(auth.AUTS)
-	if err != nil || len(raw) != len(isim.AUTS{}) {
-		c.log.Info("auts is not base64 of 14 bytes", "impi", sub.IMPI, "len", len(raw), "err", err)
+	// RFC 3310 §3.4 carries AUTS base64-encoded; UEs send it with and
+	// without padding, and digest.DecodeAUTS takes both.
+	auts, err := digest.DecodeAUTS(auth.AUTS)
+	if err != nil {
+		c.log.Info("auts is not base64 of 14 bytes", "impi", sub.IMPI, "err", err)
 		return c.authFailLocked(rc.req, b, "Forbidden (malformed auts)")
 	}
-	var auts isim.AUTS
-	copy(auts[:], raw)
 	sqnMS, err := c.hss.resync(sub.IMPI, b.chal.vec.RAND, auts)
 	if err != nil {
 		c.log.Info("resynchronisation refused", "impi", sub.IMPI, "err", err)

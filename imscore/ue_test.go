@@ -21,11 +21,11 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"golang.org/x/sys/unix"
 
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim/milenage"
 	"github.com/imsue/imsue/mt"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // This file is a hand-built UE for the core's tests: raw SIP text over UDP
@@ -561,7 +561,8 @@ func (u *testUE) aka(ch *digest.Challenge) (string, []byte) {
 }
 
 // authorization answers the last challenge. kind: "ok" (correct), "wrong",
-// "mac" (empty response), "sync" (auts).
+// "mac" (empty response), "sync" (auts), "sync-unpadded" (auts in base64
+// without padding, as some UEs send it).
 func (u *testUE) authorization(kind string, auts []byte) string {
 	u.t.Helper()
 	ch := u.ch
@@ -572,7 +573,7 @@ func (u *testUE) authorization(kind string, auts []byte) string {
 	case strings.EqualFold(ch.Algorithm, digest.MD5) || ch.Algorithm == "":
 		password = []byte(u.sub.Password)
 	}
-	if kind == "sync" || kind == "mac" {
+	if kind == "sync" || kind == "sync-unpadded" || kind == "mac" {
 		password = nil
 	}
 	qop := ""
@@ -598,6 +599,8 @@ func (u *testUE) authorization(kind string, auts []byte) string {
 		a.Response = ""
 	case "sync":
 		a.AUTS, a.HasAUTS = base64.StdEncoding.EncodeToString(auts), true
+	case "sync-unpadded":
+		a.AUTS, a.HasAUTS = base64.RawStdEncoding.EncodeToString(auts), true
 	}
 	return a.String()
 }

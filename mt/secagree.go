@@ -325,6 +325,17 @@ func otherName(o string) string {
 	return o
 }
 
+// NormAuth returns an alg value (TS 33.203 Annex H) in the spelling of the
+// constant it names, compared case-insensitively as ParseSecurity does, or
+// unchanged when it names none.
+func NormAuth(a ipsec.Auth) ipsec.Auth { return normAuth(string(a)) }
+
+// NormEnc returns an ealg value (TS 33.203 Annex H) in the spelling of the
+// constant it names, compared case-insensitively as ParseSecurity does, or
+// unchanged when it names none. An absent ealg ("") is null, its Annex H
+// default.
+func NormEnc(e ipsec.Enc) ipsec.Enc { return normEnc(string(orEnc(e))) }
+
 func normAuth(v string) ipsec.Auth {
 	switch a := ipsec.Auth(v); a { // fast path: already canonical
 	case ipsec.AuthHMACMD596, ipsec.AuthHMACSHA196:

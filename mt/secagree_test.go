@@ -357,6 +357,33 @@ func TestMechanismEqualAndParams(t *testing.T) {
 	}
 }
 
+func TestNormAuthEnc(t *testing.T) {
+	for in, want := range map[ipsec.Auth]ipsec.Auth{
+		"hmac-sha-1-96": ipsec.AuthHMACSHA196,
+		"HMAC-SHA-1-96": ipsec.AuthHMACSHA196,
+		"Hmac-Md5-96":   ipsec.AuthHMACMD596,
+		"AES-GMAC":      authAESGMAC,
+		"hmac-sha-256":  "hmac-sha-256", // unknown: unchanged
+		"":              "",
+	} {
+		if got := NormAuth(in); got != want {
+			t.Errorf("NormAuth(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[ipsec.Enc]ipsec.Enc{
+		"":             ipsec.EncNull, // absent: the Annex H default
+		"NULL":         ipsec.EncNull,
+		"AES-CBC":      ipsec.EncAESCBC,
+		"des-ede3-cbc": ipsec.EncDES3EDECBC,
+		"Aes-Gcm":      encAESGCM,
+		"blowfish":     "blowfish", // unknown: unchanged
+	} {
+		if got := NormEnc(in); got != want {
+			t.Errorf("NormEnc(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // manyParams returns n distinct parameters ";p0;p1;...".
 func manyParams(n int) string {
 	var b strings.Builder

@@ -1,15 +1,13 @@
 package sipclient
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/isim"
-	"github.com/imsue/imsue/sipclient/digest"
 )
 
 // Glue between the registration and package digest (RFC 2617, RFC 3310
@@ -18,41 +16,25 @@ import (
 // challenge is the WWW-Authenticate the UE answers.
 type challenge struct {
 	*digest.Challenge
-	alg  string // digest.MD5, digest.AKAv1MD5 or digest.AKAv2MD5
+	alg  digest.Variant
 	qop  string // "", "auth" or "auth-int"
 	rand isim.RAND
 	autn isim.AUTN
 }
 
-func (ch *challenge) aka() bool { return ch.alg != digest.MD5 }
+func (ch *challenge) aka() bool { return ch.alg.AKA() }
 
-// canonicalAlgorithm maps the algorithm parameter (compared
-// case-insensitively; absent means MD5, RFC 2617 §3.2.1) to the constant the
-// UE implements, or "" when it implements none.
-func canonicalAlgorithm(a string) string {
-	for _, known := range []string{digest.MD5, digest.AKAv1MD5, digest.AKAv2MD5} {
-		if strings.EqualFold(a, known) {
-			return known
-		}
+// chooseQOP picks the quality of protection with digest's SelectQOP: auth
+// when offered (what UEs use), else auth-int, else none when the challenge
+// has no qop. The UE answers with the lowercase spelling of RFC 2617
+// §3.2.1 (the only ones SelectQOP returns, in any case), whatever case the
+// challenge used.
+func chooseQOP(ch *digest.Challenge) (string, error) {
+	q, err := ch.SelectQOP(digest.QOPAuth)
+	if err != nil {
+		return "", fmt.Errorf("%w: qop %q: none of auth, auth-int", ErrBadChallenge, strings.Join(ch.QOP, ","))
 	}
-	if a == "" {
-		return digest.MD5
-	}
-	return ""
-}
-
-// chooseQOP picks the quality of protection: auth when offered (what UEs
-// use), else auth-int, else none when the challenge has no qop.
-func chooseQOP(offered []string) (string, error) {
-	if len(offered) == 0 {
-		return "", nil
-	}
-	for _, want := range []string{"auth", "auth-int"} {
-		if slices.ContainsFunc(offered, func(q string) bool { return strings.EqualFold(strings.TrimSpace(q), want) }) {
-			return want, nil
-		}
-	}
-	return "", fmt.Errorf("%w: qop %q: none of auth, auth-int", ErrBadChallenge, strings.Join(offered, ","))
+	return strings.ToLower(q), nil
 }
 
 // readChallenge picks the WWW-Authenticate of a 401 the UE answers: the first
@@ -75,19 +57,20 @@ func (c *Client) readChallenge(res *sip.Response) (*challenge, error) {
 			keep(fmt.Errorf("%w: %w", ErrBadChallenge, err))
 			continue
 		}
-		ch := &challenge{Challenge: d, alg: canonicalAlgorithm(d.Algorithm)}
-		switch {
-		case ch.alg == "":
+		ch := &challenge{Challenge: d}
+		if ch.alg, err = d.Variant(); err != nil {
 			keep(fmt.Errorf("%w: algorithm %q not implemented", ErrBadChallenge, d.Algorithm))
 			continue
-		case c.s.AKAv2 && ch.alg != digest.AKAv2MD5:
+		}
+		switch {
+		case c.s.AKAv2 && ch.alg != digest.VariantAKAv2:
 			keep(fmt.Errorf("%w: got %s", ErrAlgorithmDowngrade, ch.alg))
 			continue
-		case ch.alg == digest.MD5 && c.s.Password == "":
+		case ch.alg == digest.VariantMD5 && c.s.Password == "":
 			keep(ErrNoPassword)
 			continue
 		}
-		if ch.qop, err = chooseQOP(d.QOP); err != nil {
+		if ch.qop, err = chooseQOP(d); err != nil {
 			keep(err)
 			continue
 		}
@@ -115,40 +98,40 @@ func (c *Client) initialAuthorization() string {
 	return a.String()
 }
 
-// answer computes the Authorization for a challenge. password is RES
-// (AKAv1), the RFC 4169 password (AKAv2), the configured password (MD5), or
-// empty with auts (sync failure, RFC 3310 §3.4).
-func (c *Client) authorization(ch *challenge, password []byte, auts *isim.AUTS) string {
-	a := digest.Authorization{
-		Username: c.id.IMPI, Realm: ch.Realm, Nonce: ch.Nonce, URI: c.regURI,
-		Algorithm: ch.Algorithm, Opaque: ch.Opaque, HasOpaque: ch.HasOpaque,
-	}
+// authorization answers a challenge with digest's Challenge.Answer.
+// password is RES (AKAv1), the RFC 4169 password (AKAv2), the configured
+// password (MD5), or empty with auts (sync failure, RFC 3310 §3.4: the
+// response is computed with an empty password and auts carries
+// base64(AUTS)).
+func (c *Client) authorization(ch *challenge, password []byte, auts *isim.AUTS) (string, error) {
+	cr := digest.Credentials{Username: c.id.IMPI, Password: password, Method: string(sip.REGISTER), URI: c.regURI}
 	if ch.qop != "" {
-		a.QOP, a.NC, a.CNonce = ch.qop, 1, randHex(8)
+		cr.QOP, cr.NC, cr.CNonce = ch.qop, 1, randHex(8)
 	}
-	a.Response = digest.Response(digest.Credentials{
-		Username: a.Username, Realm: a.Realm, Password: password, Method: string(sip.REGISTER),
-		URI: a.URI, Nonce: a.Nonce, QOP: a.QOP, NC: a.NC, CNonce: a.CNonce,
-	})
+	a, err := ch.Answer(cr)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadChallenge, err)
+	}
 	if auts != nil {
-		a.AUTS, a.HasAUTS = base64.StdEncoding.EncodeToString(auts[:]), true
+		a.AUTS, a.HasAUTS = digest.EncodeAUTS(*auts), true
 	}
-	return a.String()
+	return a.String(), nil
 }
 
 // macFailureAuthorization answers a challenge whose AUTN did not verify:
-// an empty response and no auts (TS 24.229 §5.1.1.5.3).
-func (c *Client) macFailureAuthorization(ch *challenge) string {
-	a := digest.Authorization{
-		Username: c.id.IMPI, Realm: ch.Realm, Nonce: ch.Nonce, URI: c.regURI,
-		Algorithm: ch.Algorithm, Opaque: ch.Opaque, HasOpaque: ch.HasOpaque,
+// an empty response, no qop and no auts (TS 24.229 §5.1.1.5.3).
+func (c *Client) macFailureAuthorization(ch *challenge) (string, error) {
+	a, err := ch.Answer(digest.Credentials{Username: c.id.IMPI, Method: string(sip.REGISTER), URI: c.regURI})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadChallenge, err)
 	}
-	return a.String()
+	a.Response = ""
+	return a.String(), nil
 }
 
 // akaPassword is the Digest password from an AKA result.
 func akaPassword(ch *challenge, r isim.Result) []byte {
-	if ch.alg == digest.AKAv2MD5 {
+	if ch.alg == digest.VariantAKAv2 {
 		return digest.AKAv2Password(r.RES, r.IK, r.CK)
 	}
 	return r.RES

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/reginfo"
 	"github.com/imsue/imsue/sipnet"
 )
 

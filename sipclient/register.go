@@ -157,7 +157,11 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		}
 		if !ch.aka() {
 			// Plain MD5 Digest: no AKA keys, hence no SAs and no sec-agree.
-			if res, _, err = send(ctx, c.authorization(ch, []byte(c.s.Password), nil), "", nil, first); err != nil {
+			a, err := c.authorization(ch, []byte(c.s.Password), nil)
+			if err != nil {
+				return nil, err
+			}
+			if res, _, err = send(ctx, a, "", nil, first); err != nil {
 				return nil, err
 			}
 			if res.StatusCode < 200 || res.StatusCode >= 300 {
@@ -187,7 +191,11 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			if o, err = c.newOffer(); err != nil {
 				return nil, err
 			}
-			if res, _, err = send(ctx, c.authorization(ch, nil, &sync.AUTS), o.value, verify, first); err != nil {
+			a, err := c.authorization(ch, nil, &sync.AUTS)
+			if err != nil {
+				return nil, err
+			}
+			if res, _, err = send(ctx, a, o.value, verify, first); err != nil {
 				return nil, err
 			}
 			continue
@@ -195,10 +203,12 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			c.s.log.Warn("AUTN MAC failure: the network is not authenticated; telling it once")
 			c.dropOffer(o)
 			if o, err = c.newOffer(); err == nil {
-				// Its answer changes nothing: the UE does not try again.
-				wctx, cancel := context.WithTimeout(ctx, c.s.deregWait)
-				_, _, _ = send(wctx, c.macFailureAuthorization(ch), o.value, verify, first)
-				cancel()
+				if a, err := c.macFailureAuthorization(ch); err == nil {
+					// Its answer changes nothing: the UE does not try again.
+					wctx, cancel := context.WithTimeout(ctx, c.s.deregWait)
+					_, _, _ = send(wctx, a, o.value, verify, first)
+					cancel()
+				}
 			}
 			return nil, fmt.Errorf("REGISTER challenge: %w", isim.ErrMACFailure)
 		} else if err != nil {
@@ -206,7 +216,13 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		}
 
 		password := akaPassword(ch, r)
-		authz = c.authorization(ch, password, nil)
+		authz, err = c.authorization(ch, password, nil)
+		if err != nil {
+			clear(password)
+			clear(r.RES)
+			r.CK, r.IK = [16]byte{}, [16]byte{}
+			return nil, err
+		}
 		t0 = time.Now()
 		ns, err := c.install(ctx, o, mech, verifyNew, r.CK, r.IK)
 		clear(password)

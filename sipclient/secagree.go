@@ -110,7 +110,7 @@ func (c *Client) saLifetime() time.Duration {
 // install plans the four SAs from the agreement and CK/IK and installs
 // them. The offer's port_uc becomes the set's.
 func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify []string, ck, ik [16]byte) (*saState, error) {
-	pc := mt.Params{SPIc: m.SPIc, SPIs: m.SPIs, PortC: m.PortC, PortS: m.PortS}
+	pc := m.Params()
 	ep := mt.Endpoints{UE: c.local, PCSCF: c.s.pcscf.Addr()}
 	set, err := mt.PlanUE(ep, o.params, pc, m, ck, ik, c.saLifetime())
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imsue/imsue/sipclient/digest"
+	"github.com/imsue/imsue/digest"
 )
 
 // cfgSubst is the re.subst transformation pcscf.cfg.in applies to the 401's

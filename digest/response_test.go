@@ -2,9 +2,11 @@ package digest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/imsue/imsue/internal/vectors"
@@ -171,9 +173,33 @@ func TestAUTSVectors(t *testing.T) {
 		if err != nil || back != auts {
 			t.Errorf("%s: DecodeAUTS(%s) = %x, %v; want %x", v.Name, r.Param, back, err, r.AUTS)
 		}
+		// RFC 3310 §3.4 carries AUTS base64-encoded; UEs also send it
+		// without the padding, which carries no information.
+		if !strings.HasSuffix(r.Param, "=") {
+			t.Fatalf("%s: auts parameter %s is not padded: the unpadded case below would test nothing", v.Name, r.Param)
+		}
+		unpadded := strings.TrimRight(r.Param, "=")
+		back, err = DecodeAUTS(unpadded)
+		if err != nil || back != auts {
+			t.Errorf("%s: DecodeAUTS(%s) = %x, %v; want %x", v.Name, unpadded, back, err, r.AUTS)
+		}
 	}
 	if n == 0 {
 		t.Fatal("no sync-failure vector")
+	}
+}
+
+// TestDecodeAUTSMilenage decodes the AUTS of every TS 35.208 test set
+// (SQN_MS = the set's SQN), base64-encoded by the standard library with and
+// without padding, as UEs send it (RFC 3310 §3.4).
+func TestDecodeAUTSMilenage(t *testing.T) {
+	for _, set := range vectors.Milenage() {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding} {
+			s := enc.EncodeToString(set.AUTS[:])
+			if got, err := DecodeAUTS(s); err != nil || got != set.AUTS {
+				t.Errorf("%s: DecodeAUTS(%s) = %x, %v; want %x", set.Name, s, got, err, set.AUTS)
+			}
+		}
 	}
 }
 

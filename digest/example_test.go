@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/imsue/imsue/sipclient/digest"
+	"github.com/imsue/imsue/digest"
 )
 
 // The UE side of an AKAv1-MD5 challenge, with the values of the derived

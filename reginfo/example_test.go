@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/imsue/imsue/sipclient/reginfo"
+	"github.com/imsue/imsue/reginfo"
 )
 
 // A UE's NOTIFY handler: the S-CSCF shortened the registration to ask for

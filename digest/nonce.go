@@ -83,8 +83,9 @@ func AKAv2Password(res []byte, ik, ck [16]byte) []byte {
 // Authorization: standard base64 of the 14-byte AUTS (RFC 3310 §3.4).
 func EncodeAUTS(auts [14]byte) string { return base64.StdEncoding.EncodeToString(auts[:]) }
 
-// DecodeAUTS parses an auts parameter value (the S-CSCF side of a resync).
-// Like AKANonce it accepts standard base64 with or without padding.
+// DecodeAUTS parses an auts parameter value (the S-CSCF side of a resync,
+// RFC 3310 §3.4). Like AKANonce it accepts standard base64 with or without
+// padding: UEs send both.
 func DecodeAUTS(s string) (auts [14]byte, err error) {
 	raw, err := decodeBase64(s)
 	if err != nil {

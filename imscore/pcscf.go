@@ -338,7 +338,7 @@ func (c *Core) serverMechanisms(offer []mt.Mechanism) ([]mt.Mechanism, int, erro
 	if len(c.cfg.Mechanisms) == 0 {
 		// Kamailio style: the first offered pair the core supports, alone.
 		for _, m := range offer {
-			if acceptable(m) && supportedPair(m.Alg, m.EAlg) {
+			if acceptable(m) && mt.Supported(m.Alg, m.EAlg) {
 				return []mt.Mechanism{{Name: "ipsec-3gpp", Alg: canonAuth(m.Alg), EAlg: canonEnc(m.EAlg), Prot: "esp", Mode: ipsec.ModeTransport}}, 0, nil
 			}
 		}

@@ -195,9 +195,16 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 	if len(cfg.Algs) == 0 || len(cfg.EAlgs) == 0 {
 		return cfg, usageError(errors.New("--alg and --ealg: at least one algorithm each"))
 	}
-	// mt knows which names it can expand keys for.
-	if _, err := mt.Offer(cfg.Algs, cfg.EAlgs, mt.Params{SPIc: 256, SPIs: 257, PortC: 1, PortS: 2}); err != nil {
-		return cfg, usageError(fmt.Errorf("--alg %s --ealg %s: %w", strings.Join(f.algs, ","), strings.Join(f.ealgs, ","), err))
+	// Every pair offered must be one the MT can key (TS 33.203 Annex I).
+	for _, a := range cfg.Algs {
+		for _, e := range cfg.EAlgs {
+			if a == "" || e == "" {
+				return cfg, usageError(errors.New("--alg and --ealg: empty algorithm name"))
+			}
+			if !mt.Supported(a, e) {
+				return cfg, usageError(fmt.Errorf("--alg %s with --ealg %s: %w", a, e, mt.ErrUnsupportedAlgorithm))
+			}
+		}
 	}
 	if f.expires == 0 {
 		return cfg, usageError(errors.New("--expires: must be at least 1 (de-registration happens on exit)"))

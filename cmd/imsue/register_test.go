@@ -212,6 +212,33 @@ func TestRegisterCommandExitCodes(t *testing.T) {
 	}
 }
 
+// --alg and --ealg are checked pair by pair against what the MT can key
+// (mt.Supported) before anything else happens: a usage error naming the pair.
+func TestRegisterFlagsAlgorithms(t *testing.T) {
+	for _, tt := range []struct {
+		alg, ealg string
+		want      string // in stderr; "" means the flags pass
+	}{
+		{"hmac-sha-256", "null", "--alg hmac-sha-256 with --ealg null: sec-agree: unsupported algorithm"},
+		{"hmac-md5-96", "aes-cbc,aes-gcm", "--alg hmac-md5-96 with --ealg aes-gcm"},
+		{"aes-gmac", "null", "unsupported algorithm"},
+		{"hmac-md5-96", ",", "empty algorithm name"},
+		{"HMAC-MD5-96, hmac-sha-1-96", "DES-EDE3-CBC,aes-cbc,null", ""},
+	} {
+		t.Run(tt.alg+"/"+tt.ealg, func(t *testing.T) {
+			// No such profile: flags that pass fail on it, after the check.
+			code, _, stderr := regRun("register", "--profile", filepath.Join(t.TempDir(), "none.yaml"), "--pcscf", "127.0.0.1",
+				"--alg", tt.alg, "--ealg", tt.ealg)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d: %s", code, exitUsage, stderr)
+			}
+			if (tt.want == "" && strings.Contains(stderr, "--alg")) || !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q, want %q", stderr, tt.want)
+			}
+		})
+	}
+}
+
 // A fixed unprotected port that another program holds is a local
 // configuration error (exit 2), not the network's silence (exit 3).
 func TestRegisterCommandLocalPortInUse(t *testing.T) {

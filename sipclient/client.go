@@ -174,7 +174,7 @@ func New(cfg Config) (*Client, error) {
 		ss = append(ss, cfg.Capture)
 	}
 	c.tp = newTransport(c.local, ss, c.dispatch, s.log)
-	c.unprotPort = uint16(s.localPort)
+	c.unprotPort = s.LocalPort
 	if s.network == "udp" {
 		if c.unprotPort, err = c.tp.bindUDP(c.unprotPort); err != nil {
 			c.tp.close()

@@ -786,7 +786,7 @@ func TestExtraHeaders(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"no colon", "Via: SIP/2.0/UDP x", "contact: <sip:x>", "X-Two: a\r\nX-Three: b", ": empty name"} {
-		cfg := Config{Auth: softISIM(t, 1), PCSCF: core.Addr(), LocalPort: AnyPort, Headers: []string{bad}}
+		cfg := Config{Auth: softISIM(t, 1), PCSCF: core.Addr(), Headers: []string{bad}}
 		if c, err := New(cfg); err == nil {
 			c.Close()
 			t.Errorf("header %q accepted", bad)
@@ -852,7 +852,7 @@ func TestOversizeFallsBackToUDP(t *testing.T) {
 		}
 		pc.WriteToUDP([]byte("SIP/2.0 200 OK\r\n"+strings.Join(hdrs, "\r\n")+"\r\nContent-Length: 0\r\n\r\n"), from)
 	}()
-	c, err := New(Config{Auth: softISIM(t, 1), PCSCF: pc.LocalAddr().(*net.UDPAddr).AddrPort(), LocalPort: AnyPort, MaxUDPSize: 300, T1: 10 * time.Millisecond})
+	c, err := New(Config{Auth: softISIM(t, 1), PCSCF: pc.LocalAddr().(*net.UDPAddr).AddrPort(), MaxUDPSize: 300, T1: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

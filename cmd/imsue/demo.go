@@ -112,7 +112,6 @@ func runDemo(ctx context.Context, a *app, quiet bool) error {
 		Auth:      ue,
 		PCSCF:     core.Addr(),
 		LocalIP:   core.Addr().Addr(),
-		LocalPort: sipclient.AnyPort,
 		Transport: "udp",
 		Trace:     trace,
 	})

@@ -172,14 +172,12 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 			return cfg, usageError(fmt.Errorf("--local-ip %q: not an IP address", f.localIP))
 		}
 	}
-	switch {
-	case f.localPort == 0:
-		cfg.LocalPort = sipclient.AnyPort
-	case f.localPort > 0 && f.localPort <= 65535:
-		cfg.LocalPort = f.localPort
-	default:
+	// --local-port 0 is sipclient's 0: the system picks. The default, 5060,
+	// is the flag's own.
+	if f.localPort < 0 || f.localPort > 65535 {
 		return cfg, usageError(fmt.Errorf("--local-port %d: want 0..65535", f.localPort))
 	}
+	cfg.LocalPort = uint16(f.localPort)
 	switch t := strings.ToLower(f.transport); t {
 	case "udp", "tcp":
 		cfg.Transport = t

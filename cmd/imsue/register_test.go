@@ -239,6 +239,29 @@ func TestRegisterFlagsAlgorithms(t *testing.T) {
 	}
 }
 
+// --local-port defaults to 5060 (Kamailio's P-CSCF requires it); 0 is
+// passed on as sipclient's 0, an ephemeral port.
+func TestRegisterFlagsLocalPort(t *testing.T) {
+	if d := newRegisterCmd(&app{}).Flags().Lookup("local-port").DefValue; d != "5060" {
+		t.Errorf("--local-port defaults to %s, want 5060", d)
+	}
+	for _, tt := range []struct {
+		flag int
+		want uint16
+		ok   bool
+	}{{5060, 5060, true}, {0, 0, true}, {65535, 65535, true}, {-1, 0, false}, {65536, 0, false}} {
+		f := &registerFlags{profile: "ue.yaml", pcscf: "127.0.0.1", localPort: tt.flag, transport: "udp", ipsec: "none",
+			algs: []string{"hmac-sha-1-96"}, ealgs: []string{"null"}, expires: 60, deregTimeout: time.Second, t1: time.Second}
+		cfg, err := f.config()
+		switch {
+		case tt.ok && (err != nil || cfg.LocalPort != tt.want):
+			t.Errorf("--local-port %d: LocalPort %d, %v; want %d", tt.flag, cfg.LocalPort, err, tt.want)
+		case !tt.ok && (exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "--local-port")):
+			t.Errorf("--local-port %d: %v, want a usage error", tt.flag, err)
+		}
+	}
+}
+
 // A fixed unprotected port that another program holds is a local
 // configuration error (exit 2), not the network's silence (exit 3).
 func TestRegisterCommandLocalPortInUse(t *testing.T) {

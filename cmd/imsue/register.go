@@ -287,7 +287,7 @@ func (b keyLogBackend) Install(ctx context.Context, set *ipsec.SASet) error {
 
 // registerOutput is the JSON object of `imsue register --json`.
 type registerOutput struct {
-	sipclient.Result
+	Result
 }
 
 func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
@@ -375,7 +375,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 	}
 	var out registerOutput
 	if err != nil {
-		out.Result = sipclient.NewResult(nil, err)
+		out.Result = NewResult(nil, err)
 		out.ExitCode = exitCode(err)
 		if sigctx.Err() != nil {
 			out.Result.Result = "interrupted"
@@ -402,7 +402,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		}
 	}
 
-	out.Result = sipclient.NewResult(reg, runErr)
+	out.Result = NewResult(reg, runErr)
 	if out.TimingsMS == nil {
 		out.TimingsMS = map[string]float64{}
 	}
@@ -411,7 +411,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		start := time.Now()
 		confirmed, derr := c.Deregister(context.Background())
 		out.TimingsMS["deregister"] = float64(time.Since(start).Microseconds()) / 1000
-		out.Deregistration = &sipclient.DeregResult{Confirmed: confirmed}
+		out.Deregistration = &DeregResult{Confirmed: confirmed}
 		var ipe *sipclient.IPsecError
 		switch {
 		case errors.As(derr, &ipe):
@@ -428,7 +428,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		}
 	}
 	if runErr != nil {
-		out.Result.Result = sipclient.Outcome(runErr)
+		out.Result.Result = Outcome(runErr)
 		out.Error = runErr.Error()
 		out.ExitCode = exitCode(runErr)
 	}
@@ -470,4 +470,5 @@ func printRegistered(w io.Writer, r *sipclient.Registration) {
 		ms(t.Total), ms(t.Challenge), ms(t.AKA), ms(t.SAInstall), ms(t.Protected))
 }
 
+// ms is a duration in milliseconds with microsecond resolution.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -39,31 +39,6 @@ var errInterrupted = errors.New("interrupted before the registration completed")
 
 func init() {
 	commands = append(commands, newRegisterCmd)
-	exitMappers = append(exitMappers, registerExitCode)
-}
-
-// registerExitCode maps sipclient's errors to the contract's exit codes.
-func registerExitCode(err error) (int, bool) {
-	var (
-		rej *sipclient.RejectedError
-		ipe *sipclient.IPsecError
-	)
-	switch {
-	case errors.Is(err, sipclient.ErrNoAnswer), errors.Is(err, errInterrupted):
-		return exitNoAnswer, true
-	case errors.As(err, &rej), errors.Is(err, sipclient.ErrTerminated), errors.Is(err, sipclient.ErrBadChallenge):
-		return exitRejected, true
-	case errors.Is(err, sipclient.ErrResyncFailed):
-		return exitSync, true
-	case errors.Is(err, mt.ErrNoAcceptableMechanism), errors.Is(err, mt.ErrBadSecurityHeader),
-		errors.Is(err, mt.ErrUnsupportedAlgorithm), errors.Is(err, sipclient.ErrAlgorithmDowngrade):
-		return exitSecAgree, true
-	case errors.As(err, &ipe):
-		return exitIPsec, true
-	case errors.Is(err, sipclient.ErrNoPassword), errors.Is(err, sipclient.ErrLocalAddress):
-		return exitUsage, true
-	}
-	return 0, false
 }
 
 type registerFlags struct {
@@ -377,9 +352,6 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 	if err != nil {
 		out.Result = NewResult(nil, err)
 		out.ExitCode = exitCode(err)
-		if sigctx.Err() != nil {
-			out.Result.Result = "interrupted"
-		}
 		return a.finish(out, err)
 	}
 	registeredAfter := time.Since(processStart)

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/imsue/imsue/ipsec"
-	"github.com/imsue/imsue/isim"
-	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipclient"
 )
 
@@ -14,9 +12,10 @@ import (
 // --json`) prints: the CLI's contract, with the README's exit code table.
 // Fields that do not apply are omitted.
 type Result struct {
-	// Result is "registered" or, on failure, what went wrong: "no_answer",
-	// "rejected", "mac_failure", "sync_failure", "sec_agree_failure",
-	// "ipsec_failure", "bad_challenge", "terminated", "error".
+	// Result is "registered" or, on failure, the outcome of the error's
+	// class in errorClasses: "interrupted", "no_answer", "rejected",
+	// "mac_failure", "sync_failure", "sec_agree_failure", "ipsec_failure",
+	// "bad_challenge", "terminated", "error".
 	Result         string             `json:"result"`
 	IMPI           string             `json:"impi,omitempty"`
 	IMPU           string             `json:"impu,omitempty"`
@@ -92,35 +91,4 @@ func NewResult(reg *sipclient.Registration, err error) Result {
 		r.Error = err.Error()
 	}
 	return r
-}
-
-// Outcome names the class of err as Result.Result does.
-func Outcome(err error) string {
-	var (
-		rej  *sipclient.RejectedError
-		sync *isim.SyncFailure
-		ipe  *sipclient.IPsecError
-	)
-	switch {
-	case err == nil:
-		return "registered"
-	case errors.Is(err, sipclient.ErrNoAnswer):
-		return "no_answer"
-	case errors.Is(err, isim.ErrMACFailure):
-		return "mac_failure"
-	case errors.Is(err, sipclient.ErrResyncFailed), errors.As(err, &sync):
-		return "sync_failure"
-	case errors.Is(err, mt.ErrNoAcceptableMechanism), errors.Is(err, mt.ErrBadSecurityHeader),
-		errors.Is(err, mt.ErrUnsupportedAlgorithm), errors.Is(err, sipclient.ErrAlgorithmDowngrade):
-		return "sec_agree_failure"
-	case errors.As(err, &ipe), errors.Is(err, ipsec.ErrUnsupported):
-		return "ipsec_failure"
-	case errors.As(err, &rej):
-		return "rejected"
-	case errors.Is(err, sipclient.ErrBadChallenge):
-		return "bad_challenge"
-	case errors.Is(err, sipclient.ErrTerminated):
-		return "terminated"
-	}
-	return "error"
 }

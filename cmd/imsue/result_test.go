@@ -52,8 +52,8 @@ func TestNewResult(t *testing.T) {
 }
 
 // The errors sipclient returns from real procedures against the lab core
-// get the outcome of their class (these assertions lived in sipclient's
-// tests while Outcome was there).
+// get the outcome and exit code of their class (the outcome assertions
+// lived in sipclient's tests while Outcome was there).
 func TestOutcomeOfRegistrationErrors(t *testing.T) {
 	id, err := isim.IdentityFromIMSI(regIMSI, 2)
 	if err != nil {
@@ -77,30 +77,31 @@ func TestOutcomeOfRegistrationErrors(t *testing.T) {
 		want    error // nil: a *sipclient.RejectedError with this status
 		status  int
 		outcome string
+		code    int
 	}
 	tests := []scenario{
 		{name: "AKAv2 refuses a downgrade", ue: func(c *sipclient.Config) { c.AKAv2 = true },
-			want: sipclient.ErrAlgorithmDowngrade, outcome: "sec_agree_failure"},
+			want: sipclient.ErrAlgorithmDowngrade, outcome: "sec_agree_failure", code: exitSecAgree},
 		{name: "resync does not converge", ue: func(c *sipclient.Config) { c.Auth = refuseSQN() },
-			want: sipclient.ErrResyncFailed, outcome: "sync_failure"},
+			want: sipclient.ErrResyncFailed, outcome: "sync_failure", code: exitSync},
 		{name: "Security-Server with nothing offered",
 			fault: secServer("ipsec-3gpp;alg=hmac-md5-96;ealg=des-ede3-cbc;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=7100;port-s=7200"),
-			want:  mt.ErrNoAcceptableMechanism, outcome: "sec_agree_failure"},
-		{name: "no Security-Server", fault: (*imscore.Faults).OmitSecurityServer, want: sipclient.ErrNoSecurityServer, outcome: "sec_agree_failure"},
-		{name: "malformed Security-Server", fault: (*imscore.Faults).MalformedSecurityServer, want: mt.ErrBadSecurityHeader, outcome: "sec_agree_failure"},
+			want:  mt.ErrNoAcceptableMechanism, outcome: "sec_agree_failure", code: exitSecAgree},
+		{name: "no Security-Server", fault: (*imscore.Faults).OmitSecurityServer, want: sipclient.ErrNoSecurityServer, outcome: "sec_agree_failure", code: exitSecAgree},
+		{name: "malformed Security-Server", fault: (*imscore.Faults).MalformedSecurityServer, want: mt.ErrBadSecurityHeader, outcome: "sec_agree_failure", code: exitSecAgree},
 		{name: "Kamailio in a bad state: port-s=0",
 			fault: secServer("ipsec-3gpp;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=7100;port-s=0;alg=hmac-sha-1-96;ealg=aes-cbc"),
-			want:  mt.ErrBadSecurityHeader, outcome: "sec_agree_failure"},
-		{name: "malformed WWW-Authenticate", fault: (*imscore.Faults).MalformedWWWAuthenticate, want: sipclient.ErrBadChallenge, outcome: "bad_challenge"},
-		{name: "no answer", fault: func(f *imscore.Faults) { f.Silent(true) }, want: sipclient.ErrNoAnswer, outcome: "no_answer"},
-		{name: "MAC failure", fault: (*imscore.Faults).BadMAC, want: isim.ErrMACFailure, outcome: "mac_failure"},
+			want:  mt.ErrBadSecurityHeader, outcome: "sec_agree_failure", code: exitSecAgree},
+		{name: "malformed WWW-Authenticate", fault: (*imscore.Faults).MalformedWWWAuthenticate, want: sipclient.ErrBadChallenge, outcome: "bad_challenge", code: exitRejected},
+		{name: "no answer", fault: func(f *imscore.Faults) { f.Silent(true) }, want: sipclient.ErrNoAnswer, outcome: "no_answer", code: exitNoAnswer},
+		{name: "MAC failure", fault: (*imscore.Faults).BadMAC, want: isim.ErrMACFailure, outcome: "mac_failure", code: exitMAC},
 		{name: "IPsec install failure", ue: func(c *sipclient.Config) { c.Backend.(*ipsec.Recorder).FailNext = ipsec.ErrUnsupported },
-			want: ipsec.ErrUnsupported, outcome: "ipsec_failure"},
-		{name: "registration rejected by the network", run: true, want: sipclient.ErrTerminated, outcome: "terminated"},
+			want: ipsec.ErrUnsupported, outcome: "ipsec_failure", code: exitIPsec},
+		{name: "registration rejected by the network", run: true, want: sipclient.ErrTerminated, outcome: "terminated", code: exitRejected},
 	}
 	for _, code := range []int{403, 404, 500, 503, 604} {
 		tests = append(tests, scenario{name: "initial REGISTER answered " + strconv.Itoa(code),
-			fault: func(f *imscore.Faults) { f.Reject(code) }, status: code, outcome: "rejected"})
+			fault: func(f *imscore.Faults) { f.Reject(code) }, status: code, outcome: "rejected", code: exitRejected})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +152,9 @@ func TestOutcomeOfRegistrationErrors(t *testing.T) {
 			}
 			if got := Outcome(err); got != tt.outcome {
 				t.Errorf("Outcome(%v) = %q, want %q", err, got, tt.outcome)
+			}
+			if got := exitCode(err); got != tt.code {
+				t.Errorf("exitCode(%v) = %d, want %d", err, got, tt.code)
 			}
 		})
 	}

@@ -134,7 +134,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("imscore: config: QOP %q: want auth, auth-int, \"auth,auth-int\" or none", cfg.QOP)
 	}
 	for i, m := range cfg.Mechanisms {
-		if !supportedPair(m.Alg, m.EAlg) {
+		if !mt.Supported(m.Alg, m.EAlg) {
 			return cfg, fmt.Errorf("imscore: config: Mechanisms[%d]: alg %q ealg %q: %w", i, m.Alg, m.EAlg, mt.ErrUnsupportedAlgorithm)
 		}
 		if m.HasQ && (m.Q < 0 || m.Q > 1000) {
@@ -215,25 +215,12 @@ func (cfg *Config) qops() []string {
 }
 
 // supportedAuth and supportedEnc are the ESP algorithms whose keys
-// TS 33.203 Annex I (and mt.ExpandKeys) define.
+// TS 33.203 Annex I (and mt.ExpandKeys) define, in the order the P-CSCF
+// lists them; mt.Supported is the rule for a pair.
 var (
 	supportedAuth = []ipsec.Auth{ipsec.AuthHMACSHA196, ipsec.AuthHMACMD596}
 	supportedEnc  = []ipsec.Enc{ipsec.EncAESCBC, ipsec.EncDES3EDECBC, ipsec.EncNull}
 )
-
-func supportedPair(a ipsec.Auth, e ipsec.Enc) bool {
-	okA, okE := false, false
-	for _, x := range supportedAuth {
-		okA = okA || strings.EqualFold(string(x), string(a))
-	}
-	if e == "" {
-		e = ipsec.EncNull
-	}
-	for _, x := range supportedEnc {
-		okE = okE || strings.EqualFold(string(x), string(e))
-	}
-	return okA && okE
-}
 
 // String describes the subscriber without its secrets (K, OPc, Password).
 func (s Subscriber) String() string {

@@ -346,7 +346,7 @@ func (c *Core) serverMechanisms(offer []mt.Mechanism) ([]mt.Mechanism, int, erro
 	if len(c.cfg.Mechanisms) == 0 {
 		// Kamailio style: the first offered pair the core supports, alone.
 		for _, m := range offer {
-			if acceptable(m) && supportedPair(m.Alg, m.EAlg) {
+			if acceptable(m) && mt.Supported(m.Alg, m.EAlg) {
 				return []mt.Mechanism{{Name: mt.MechanismIPsec3GPP, Alg: mt.NormAuth(m.Alg), EAlg: mt.NormEnc(m.EAlg), Prot: mt.ProtESP, Mode: ipsec.ModeTransport}}, 0, nil
 			}
 		}

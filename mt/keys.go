@@ -47,6 +47,18 @@ func ExpandKeys(alg ipsec.Auth, ealg ipsec.Enc, ck, ik [16]byte) (authKey, encKe
 	return authKey, encKey, nil
 }
 
+// Supported reports whether the MT can protect traffic with the pair
+// (alg, ealg): whether TS 33.203 Annex I defines the ESP keys of both, as
+// ExpandKeys derives them. Those are the integrity algorithms hmac-md5-96
+// and hmac-sha-1-96 and the encryption algorithms des-ede3-cbc, aes-cbc and
+// null of TS 33.203 §6.3 and Annex H, in any combination; aes-gmac, aes-gcm
+// and alg=null (later releases) are not. Names are compared
+// case-insensitively, as in the Security-* headers, and an empty ealg is
+// null, as an absent ealg parameter is (Annex H).
+func Supported(alg ipsec.Auth, ealg ipsec.Enc) bool {
+	return supportedAuth(normAuth(string(alg))) && supportedEnc(normEnc(string(orEnc(ealg))))
+}
+
 func supportedAuth(a ipsec.Auth) bool {
 	return a == ipsec.AuthHMACMD596 || a == ipsec.AuthHMACSHA196
 }

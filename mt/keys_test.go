@@ -115,3 +115,50 @@ func TestExpandKeysUnsupported(t *testing.T) {
 		}
 	}
 }
+
+// TestSupported: every pair of the TS 33.203 §6.3 integrity (hmac-md5-96,
+// hmac-sha-1-96) and encryption (des-ede3-cbc, aes-cbc, null) algorithms is
+// supported, and nothing else: Supported agrees with ExpandKeys and Offer.
+func TestSupported(t *testing.T) {
+	var ck, ik [16]byte
+	auths := []ipsec.Auth{ipsec.AuthHMACMD596, ipsec.AuthHMACSHA196}
+	encs := []ipsec.Enc{ipsec.EncDES3EDECBC, ipsec.EncAESCBC, ipsec.EncNull}
+	for _, a := range auths {
+		for _, e := range encs {
+			if !Supported(a, e) {
+				t.Errorf("Supported(%q, %q) = false", a, e)
+			}
+			if _, _, err := ExpandKeys(a, e, ck, ik); err != nil {
+				t.Errorf("ExpandKeys(%q, %q): %v", a, e, err)
+			}
+			if _, err := Offer([]ipsec.Auth{a}, []ipsec.Enc{e}, Params{SPIc: 256, SPIs: 257, PortC: 1, PortS: 2}); err != nil {
+				t.Errorf("Offer(%q, %q): %v", a, e, err)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		alg  ipsec.Auth
+		ealg ipsec.Enc
+		want bool
+	}{
+		{"HMAC-SHA-1-96", "AES-CBC", true}, // case-insensitive, as in the headers
+		{"Hmac-Md5-96", "Des-Ede3-Cbc", true},
+		{ipsec.AuthHMACMD596, "", true}, // absent ealg: null (Annex H)
+		{ipsec.AuthHMACSHA196, "NULL", true},
+		{"aes-gmac", ipsec.EncNull, false}, // needs the TS 33.220 salt KDF
+		{"null", "aes-gcm", false},
+		{ipsec.AuthHMACSHA196, "aes-gcm", false},
+		{"hmac-sha-256", ipsec.EncNull, false},
+		{"", ipsec.EncNull, false},
+		{ipsec.AuthHMACMD596, "des-cbc", false},
+		{"hmac-md5-96 ", ipsec.EncNull, false}, // no trimming: that is the caller's
+	} {
+		if got := Supported(tt.alg, tt.ealg); got != tt.want {
+			t.Errorf("Supported(%q, %q) = %v, want %v", tt.alg, tt.ealg, got, tt.want)
+		}
+		_, err := Offer([]ipsec.Auth{tt.alg}, []ipsec.Enc{orEnc(tt.ealg)}, Params{SPIc: 256, SPIs: 257, PortC: 1, PortS: 2})
+		if (err == nil) != tt.want {
+			t.Errorf("Offer(%q, %q) error = %v, Supported says %v", tt.alg, tt.ealg, err, tt.want)
+		}
+	}
+}

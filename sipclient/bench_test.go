@@ -30,7 +30,7 @@ func BenchmarkRegister(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				cfg := Config{
-					Auth: auth, PCSCF: core.Addr(), LocalPort: AnyPort,
+					Auth: auth, PCSCF: core.Addr(),
 					Backend: ipsec.None{}, DeregTimeout: time.Second,
 				}
 				if tc.mod != nil {

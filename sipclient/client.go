@@ -175,7 +175,7 @@ func New(cfg Config) (*Client, error) {
 		sinks = append(sinks, cfg.Capture)
 	}
 	c.tp = sipnet.New(sipnet.Config{Net: nw, Timers: s.timers, Sinks: sinks, Handler: c.onRequest, Log: s.log})
-	c.unprotPort = uint16(s.localPort)
+	c.unprotPort = s.LocalPort
 	if s.network == "udp" {
 		a, err := c.tp.BindUDP(netip.AddrPortFrom(c.local, c.unprotPort))
 		if err != nil {

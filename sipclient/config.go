@@ -14,15 +14,15 @@ import (
 	"github.com/imsue/imsue/sipnet"
 )
 
-// Defaults. DefaultPort is the unprotected SIP port: Kamailio's P-CSCF
-// accepts an initial REGISTER only from it (see the package doc).
+// Defaults. DefaultPort is the SIP port (RFC 3261 §19.1.2): the P-CSCF's
+// when Config.PCSCF has none, and the Config.LocalPort a UE needs towards a
+// Kamailio P-CSCF, which accepts an initial REGISTER only from it (the
+// README's Interop table).
 const (
 	DefaultPort         = 5060
 	DefaultExpires      = 600000 * time.Second // what commercial UEs request
 	DefaultDeregTimeout = 4 * time.Second
 	DefaultMaxUDPSize   = 1300 // RFC 3261 §18.1.1, path MTU unknown
-	// AnyPort asks for an ephemeral unprotected port (Config.LocalPort).
-	AnyPort = -1
 )
 
 // DefaultAlgs and DefaultEAlgs are offered when Config.Algs or EAlgs is
@@ -47,11 +47,12 @@ type Config struct {
 	// LocalIP is the UE address; zero means the source address the kernel
 	// routes towards PCSCF.
 	LocalIP netip.Addr
-	// LocalPort is the unprotected port the initial REGISTER leaves from:
-	// 0 means DefaultPort (5060), AnyPort an ephemeral one.
-	LocalPort int
+	// LocalPort is the unprotected port the initial REGISTER leaves from;
+	// 0 lets the system pick an ephemeral one (UDP: bound once; TCP: one
+	// per connection). Set DefaultPort for a P-CSCF that insists on 5060.
+	LocalPort uint16
 	// ServerPort is port_us, the protected server port, kept for the whole
-	// life of the Client; 0 means ephemeral.
+	// life of the Client; 0 lets the system pick one.
 	ServerPort uint16
 	// Transport is "udp" (default) or "tcp".
 	Transport string
@@ -116,7 +117,6 @@ type settings struct {
 	Config
 	network   string // "udp" or "tcp"
 	pcscf     netip.AddrPort
-	localPort int // 0 = ephemeral
 	expires   time.Duration
 	deregWait time.Duration
 	timers    sipnet.Timers
@@ -147,17 +147,7 @@ func (cfg *Config) settings() (*settings, error) {
 			return nil, fmt.Errorf("sipclient: Config.LocalIP %s and PCSCF %s are of different address families", s.LocalIP, s.pcscf.Addr())
 		}
 	}
-	switch {
-	case cfg.LocalPort == 0:
-		s.localPort = DefaultPort
-	case cfg.LocalPort == AnyPort:
-		s.localPort = 0
-	case cfg.LocalPort > 0 && cfg.LocalPort <= 65535:
-		s.localPort = cfg.LocalPort
-	default:
-		return nil, fmt.Errorf("sipclient: Config.LocalPort %d out of range", cfg.LocalPort)
-	}
-	if cfg.ServerPort != 0 && int(cfg.ServerPort) == s.localPort {
+	if cfg.ServerPort != 0 && cfg.ServerPort == cfg.LocalPort {
 		return nil, fmt.Errorf("sipclient: Config.ServerPort %d equals the unprotected port", cfg.ServerPort)
 	}
 	switch strings.ToLower(cfg.Transport) {

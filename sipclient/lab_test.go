@@ -139,7 +139,6 @@ func ue(t testing.TB, core *imscore.Core, mod func(*Config)) (*Client, *ipsec.Re
 	cfg := Config{
 		Auth:         softISIM(t, 1),
 		PCSCF:        core.Addr(),
-		LocalPort:    AnyPort,
 		Backend:      rec,
 		Timers:       sipnet.Timers{T1: 10 * time.Millisecond},
 		DeregTimeout: 500 * time.Millisecond,

@@ -186,7 +186,7 @@ func TestAKAv2RefusesDowngrade(t *testing.T) {
 	auth := &countingAuth{Authenticator: softISIM(t, 1)}
 	c, rec, trace := ue(t, core, func(c *Config) { c.AKAv2, c.Auth = true, auth })
 	_, err := c.Register(testCtx(t))
-	if !errors.Is(err, ErrAlgorithmDowngrade) || Outcome(err) != "sec_agree_failure" {
+	if !errors.Is(err, ErrAlgorithmDowngrade) {
 		t.Fatalf("Register: %v, want ErrAlgorithmDowngrade", err)
 	}
 	if auth.n.Load() != 0 || rec.Installs != 0 {
@@ -261,7 +261,7 @@ func TestResyncDoesNotConverge(t *testing.T) {
 	}
 	c, rec, _ := ue(t, core, func(c *Config) { c.Auth = auth })
 	_, err := c.Register(testCtx(t))
-	if !errors.Is(err, ErrResyncFailed) || Outcome(err) != "sync_failure" {
+	if !errors.Is(err, ErrResyncFailed) {
 		t.Fatalf("Register: %v, want ErrResyncFailed", err)
 	}
 	if len(auth.Calls()) != 2 || rec.Installs != 0 {
@@ -321,7 +321,7 @@ func TestRejected(t *testing.T) {
 			c, _, _ := ue(t, core, nil)
 			_, err := c.Register(testCtx(t))
 			var rej *RejectedError
-			if !errors.As(err, &rej) || rej.Status != code || Outcome(err) != "rejected" {
+			if !errors.As(err, &rej) || rej.Status != code {
 				t.Fatalf("Register: %v, want %d", err, code)
 			}
 		})
@@ -395,7 +395,7 @@ func TestSecAgreeFailures(t *testing.T) {
 				c.Auth, c.Algs, c.EAlgs = auth, []ipsec.Auth{ipsec.AuthHMACSHA196}, []ipsec.Enc{ipsec.EncAESCBC, ipsec.EncNull}
 			})
 			_, err := c.Register(testCtx(t))
-			if !errors.Is(err, tt.want) || Outcome(err) != "sec_agree_failure" {
+			if !errors.Is(err, tt.want) {
 				t.Fatalf("Register: %v, want %v", err, tt.want)
 			}
 			if auth.n.Load() != 0 || rec.Installs != 0 {
@@ -651,7 +651,7 @@ func TestNotifyRejectedTerminates(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrTerminated) || Outcome(err) != "terminated" {
+		if !errors.Is(err, ErrTerminated) {
 			t.Fatalf("Run: %v, want ErrTerminated", err)
 		}
 	case <-time.After(5 * time.Second):
@@ -736,7 +736,7 @@ func TestIPsecInstallFailure(t *testing.T) {
 	rec.FailNext = ipsec.ErrUnsupported
 	_, err := c.Register(testCtx(t))
 	var ie *IPsecError
-	if !errors.As(err, &ie) || !errors.Is(err, ipsec.ErrUnsupported) || Outcome(err) != "ipsec_failure" {
+	if !errors.As(err, &ie) || !errors.Is(err, ipsec.ErrUnsupported) {
 		t.Fatalf("Register: %v, want an IPsecError wrapping ErrUnsupported", err)
 	}
 	if s := core.Stats(); s.RegistersProtected != 0 {
@@ -787,7 +787,7 @@ func TestExtraHeaders(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"no colon", "Via: SIP/2.0/UDP x", "contact: <sip:x>", "X-Two: a\r\nX-Three: b", ": empty name"} {
-		cfg := Config{Auth: softISIM(t, 1), PCSCF: core.Addr(), LocalPort: AnyPort, Headers: []string{bad}}
+		cfg := Config{Auth: softISIM(t, 1), PCSCF: core.Addr(), Headers: []string{bad}}
 		if c, err := New(cfg); err == nil {
 			c.Close()
 			t.Errorf("header %q accepted", bad)
@@ -853,7 +853,7 @@ func TestOversizeFallsBackToUDP(t *testing.T) {
 		}
 		pc.WriteToUDP([]byte("SIP/2.0 200 OK\r\n"+strings.Join(hdrs, "\r\n")+"\r\nContent-Length: 0\r\n\r\n"), from)
 	}()
-	c, err := New(Config{Auth: softISIM(t, 1), PCSCF: pc.LocalAddr().(*net.UDPAddr).AddrPort(), LocalPort: AnyPort, MaxUDPSize: 300, Timers: sipnet.Timers{T1: 10 * time.Millisecond}})
+	c, err := New(Config{Auth: softISIM(t, 1), PCSCF: pc.LocalAddr().(*net.UDPAddr).AddrPort(), MaxUDPSize: 300, Timers: sipnet.Timers{T1: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

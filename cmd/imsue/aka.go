@@ -68,7 +68,6 @@ CK and IK are printed: answering the challenge is this command's job.`,
 			res, err := auth.Authenticate(cmd.Context(), rnd, tok)
 			var sync *isim.SyncFailure
 			var r akaResult
-			code := exitOK
 			switch {
 			case err == nil:
 				r = akaResult{Result: "success", RES: hex.EncodeToString(res.RES),
@@ -80,20 +79,18 @@ CK and IK are printed: answering the challenge is this command's job.`,
 						r.SQNMS = hex.EncodeToString(sqnMS[:])
 					}
 				}
-				code = exitSync
 			case errors.Is(err, isim.ErrMACFailure):
 				r = akaResult{Result: "mac_failure"}
-				code = exitMAC
 			default:
 				return err // the ISIM could not answer: state file, card
 			}
 			if perr := a.emit(r, func(w io.Writer) { r.writeText(w) }); perr != nil {
 				return perr
 			}
-			if code == exitOK {
+			if err == nil {
 				return nil
 			}
-			return &exitError{code: code, err: err, printed: true}
+			return &exitError{code: exitCode(err), err: err, printed: true}
 		},
 	}
 	f := cmd.Flags()

@@ -22,16 +22,6 @@ import (
 
 func init() {
 	commands = append(commands, newCardCmd)
-	exitMappers = append(exitMappers, func(err error) (int, bool) {
-		var ce *cards.Error
-		switch {
-		case errors.Is(err, cards.ErrBadPIN):
-			return exitUsage, true // the card was not asked
-		case errors.As(err, &ce):
-			return exitCard, true
-		}
-		return 0, false
-	})
 }
 
 // envPINFile names the PIN file for commands that open a card through a

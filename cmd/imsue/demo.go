@@ -112,7 +112,6 @@ func runDemo(ctx context.Context, a *app, quiet bool) error {
 		Auth:      ue,
 		PCSCF:     core.Addr(),
 		LocalIP:   core.Addr().Addr(),
-		LocalPort: sipclient.AnyPort,
 		Transport: "udp",
 		Trace:     trace,
 	})
@@ -122,7 +121,7 @@ func runDemo(ctx context.Context, a *app, quiet bool) error {
 	defer c.Close()
 
 	reg, err := c.Register(ctx)
-	res := sipclient.NewResult(reg, err)
+	res := NewResult(reg, err)
 	if err != nil {
 		if a.json {
 			res.ExitCode = exitCode(err)
@@ -132,7 +131,7 @@ func runDemo(ctx context.Context, a *app, quiet bool) error {
 		return err
 	}
 	confirmed, derr := c.Deregister(ctx)
-	res.Deregistration = &sipclient.DeregResult{Confirmed: confirmed}
+	res.Deregistration = &DeregResult{Confirmed: confirmed}
 	if derr != nil {
 		res.Deregistration.Reason = derr.Error()
 	}

@@ -16,18 +16,6 @@ var openCard func(spec string, p *profile.Profile) (isim.Authenticator, error)
 // errNoPCSC is the exit-9 error of a card profile in a build without PC/SC.
 var errNoPCSC = errors.New("imsue was built without PC/SC support (rebuild with -tags pcsc)")
 
-func init() {
-	exitMappers = append(exitMappers, func(err error) (int, bool) {
-		var pe *profile.Error
-		var se *isim.StateError
-		switch {
-		case errors.As(err, &pe), errors.As(err, &se):
-			return exitUsage, true
-		}
-		return 0, false
-	})
-}
-
 // loadProfile reads the profile at path and shows its warnings on stderr.
 func loadProfile(a *app, path string) (*profile.Profile, error) {
 	if path == "" {

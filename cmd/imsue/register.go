@@ -40,31 +40,6 @@ var errInterrupted = errors.New("interrupted before the registration completed")
 
 func init() {
 	commands = append(commands, newRegisterCmd)
-	exitMappers = append(exitMappers, registerExitCode)
-}
-
-// registerExitCode maps sipclient's errors to the contract's exit codes.
-func registerExitCode(err error) (int, bool) {
-	var (
-		rej *sipclient.RejectedError
-		ipe *sipclient.IPsecError
-	)
-	switch {
-	case errors.Is(err, sipclient.ErrNoAnswer), errors.Is(err, errInterrupted):
-		return exitNoAnswer, true
-	case errors.As(err, &rej), errors.Is(err, sipclient.ErrTerminated), errors.Is(err, sipclient.ErrBadChallenge):
-		return exitRejected, true
-	case errors.Is(err, sipclient.ErrResyncFailed):
-		return exitSync, true
-	case errors.Is(err, mt.ErrNoAcceptableMechanism), errors.Is(err, mt.ErrBadSecurityHeader),
-		errors.Is(err, mt.ErrUnsupportedAlgorithm), errors.Is(err, sipclient.ErrAlgorithmDowngrade):
-		return exitSecAgree, true
-	case errors.As(err, &ipe):
-		return exitIPsec, true
-	case errors.Is(err, sipclient.ErrNoPassword), errors.Is(err, sipclient.ErrLocalAddress):
-		return exitUsage, true
-	}
-	return 0, false
 }
 
 type registerFlags struct {
@@ -173,14 +148,12 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 			return cfg, usageError(fmt.Errorf("--local-ip %q: not an IP address", f.localIP))
 		}
 	}
-	switch {
-	case f.localPort == 0:
-		cfg.LocalPort = sipclient.AnyPort
-	case f.localPort > 0 && f.localPort <= 65535:
-		cfg.LocalPort = f.localPort
-	default:
+	// --local-port 0 is sipclient's 0: the system picks. The default, 5060,
+	// is the flag's own.
+	if f.localPort < 0 || f.localPort > 65535 {
 		return cfg, usageError(fmt.Errorf("--local-port %d: want 0..65535", f.localPort))
 	}
+	cfg.LocalPort = uint16(f.localPort)
 	switch t := strings.ToLower(f.transport); t {
 	case "udp", "tcp":
 		cfg.Transport = t
@@ -196,9 +169,16 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 	if len(cfg.Algs) == 0 || len(cfg.EAlgs) == 0 {
 		return cfg, usageError(errors.New("--alg and --ealg: at least one algorithm each"))
 	}
-	// mt knows which names it can expand keys for.
-	if _, err := mt.Offer(cfg.Algs, cfg.EAlgs, mt.Params{SPIc: 256, SPIs: 257, PortC: 1, PortS: 2}); err != nil {
-		return cfg, usageError(fmt.Errorf("--alg %s --ealg %s: %w", strings.Join(f.algs, ","), strings.Join(f.ealgs, ","), err))
+	// Every pair offered must be one the MT can key (TS 33.203 Annex I).
+	for _, a := range cfg.Algs {
+		for _, e := range cfg.EAlgs {
+			if a == "" || e == "" {
+				return cfg, usageError(errors.New("--alg and --ealg: empty algorithm name"))
+			}
+			if !mt.Supported(a, e) {
+				return cfg, usageError(fmt.Errorf("--alg %s with --ealg %s: %w", a, e, mt.ErrUnsupportedAlgorithm))
+			}
+		}
 	}
 	if f.expires == 0 {
 		return cfg, usageError(errors.New("--expires: must be at least 1 (de-registration happens on exit)"))
@@ -283,7 +263,7 @@ func (b keyLogBackend) Install(ctx context.Context, set *ipsec.SASet) error {
 
 // registerOutput is the JSON object of `imsue register --json`.
 type registerOutput struct {
-	sipclient.Result
+	Result
 }
 
 func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
@@ -371,11 +351,8 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 	}
 	var out registerOutput
 	if err != nil {
-		out.Result = sipclient.NewResult(nil, err)
+		out.Result = NewResult(nil, err)
 		out.ExitCode = exitCode(err)
-		if sigctx.Err() != nil {
-			out.Result.Result = "interrupted"
-		}
 		return a.finish(out, err)
 	}
 	registeredAfter := time.Since(processStart)
@@ -398,7 +375,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		}
 	}
 
-	out.Result = sipclient.NewResult(reg, runErr)
+	out.Result = NewResult(reg, runErr)
 	if out.TimingsMS == nil {
 		out.TimingsMS = map[string]float64{}
 	}
@@ -407,7 +384,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		start := time.Now()
 		confirmed, derr := c.Deregister(context.Background())
 		out.TimingsMS["deregister"] = float64(time.Since(start).Microseconds()) / 1000
-		out.Deregistration = &sipclient.DeregResult{Confirmed: confirmed}
+		out.Deregistration = &DeregResult{Confirmed: confirmed}
 		var ipe *sipclient.IPsecError
 		switch {
 		case errors.As(derr, &ipe):
@@ -424,7 +401,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		}
 	}
 	if runErr != nil {
-		out.Result.Result = sipclient.Outcome(runErr)
+		out.Result.Result = Outcome(runErr)
 		out.Error = runErr.Error()
 		out.ExitCode = exitCode(runErr)
 	}
@@ -466,4 +443,5 @@ func printRegistered(w io.Writer, r *sipclient.Registration) {
 		ms(t.Total), ms(t.Challenge), ms(t.AKA), ms(t.SAInstall), ms(t.Protected))
 }
 
+// ms is a duration in milliseconds with microsecond resolution.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

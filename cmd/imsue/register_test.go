@@ -212,6 +212,56 @@ func TestRegisterCommandExitCodes(t *testing.T) {
 	}
 }
 
+// --alg and --ealg are checked pair by pair against what the MT can key
+// (mt.Supported) before anything else happens: a usage error naming the pair.
+func TestRegisterFlagsAlgorithms(t *testing.T) {
+	for _, tt := range []struct {
+		alg, ealg string
+		want      string // in stderr; "" means the flags pass
+	}{
+		{"hmac-sha-256", "null", "--alg hmac-sha-256 with --ealg null: sec-agree: unsupported algorithm"},
+		{"hmac-md5-96", "aes-cbc,aes-gcm", "--alg hmac-md5-96 with --ealg aes-gcm"},
+		{"aes-gmac", "null", "unsupported algorithm"},
+		{"hmac-md5-96", ",", "empty algorithm name"},
+		{"HMAC-MD5-96, hmac-sha-1-96", "DES-EDE3-CBC,aes-cbc,null", ""},
+	} {
+		t.Run(tt.alg+"/"+tt.ealg, func(t *testing.T) {
+			// No such profile: flags that pass fail on it, after the check.
+			code, _, stderr := regRun("register", "--profile", filepath.Join(t.TempDir(), "none.yaml"), "--pcscf", "127.0.0.1",
+				"--alg", tt.alg, "--ealg", tt.ealg)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d: %s", code, exitUsage, stderr)
+			}
+			if (tt.want == "" && strings.Contains(stderr, "--alg")) || !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q, want %q", stderr, tt.want)
+			}
+		})
+	}
+}
+
+// --local-port defaults to 5060 (Kamailio's P-CSCF requires it); 0 is
+// passed on as sipclient's 0, an ephemeral port.
+func TestRegisterFlagsLocalPort(t *testing.T) {
+	if d := newRegisterCmd(&app{}).Flags().Lookup("local-port").DefValue; d != "5060" {
+		t.Errorf("--local-port defaults to %s, want 5060", d)
+	}
+	for _, tt := range []struct {
+		flag int
+		want uint16
+		ok   bool
+	}{{5060, 5060, true}, {0, 0, true}, {65535, 65535, true}, {-1, 0, false}, {65536, 0, false}} {
+		f := &registerFlags{profile: "ue.yaml", pcscf: "127.0.0.1", localPort: tt.flag, transport: "udp", ipsec: "none",
+			algs: []string{"hmac-sha-1-96"}, ealgs: []string{"null"}, expires: 60, deregTimeout: time.Second, t1: time.Second}
+		cfg, err := f.config()
+		switch {
+		case tt.ok && (err != nil || cfg.LocalPort != tt.want):
+			t.Errorf("--local-port %d: LocalPort %d, %v; want %d", tt.flag, cfg.LocalPort, err, tt.want)
+		case !tt.ok && (exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "--local-port")):
+			t.Errorf("--local-port %d: %v, want a usage error", tt.flag, err)
+		}
+	}
+}
+
 // A fixed unprotected port that another program holds is a local
 // configuration error (exit 2), not the network's silence (exit 3).
 func TestRegisterCommandLocalPortInUse(t *testing.T) {

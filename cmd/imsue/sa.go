@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,15 +14,6 @@ import (
 
 func init() {
 	commands = append(commands, newSACmd)
-	// Every error of the kernel backend is an IPsec failure (exit 8);
-	// those meaning the host cannot do ESP also wrap ipsec.ErrUnsupported.
-	exitMappers = append(exitMappers, func(err error) (int, bool) {
-		var kerr *kernel.Error
-		if errors.As(err, &kerr) {
-			return exitIPsec, true
-		}
-		return 0, false
-	})
 }
 
 // saFlags are the options shared by `sa list` and `sa flush`.

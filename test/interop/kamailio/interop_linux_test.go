@@ -24,7 +24,6 @@ import (
 
 	"github.com/imsue/imsue/imscore"
 	"github.com/imsue/imsue/ipsec"
-	"github.com/imsue/imsue/sipclient"
 	"github.com/imsue/imsue/test/uml/netlab"
 )
 
@@ -213,7 +212,7 @@ func (env *interop) register(t *testing.T, c ueCase) {
 	case len(after.pcscf) != 0 && resnap != nil && after.onlyPCSCF(snap):
 		// Kamailio 5.6 forgets the set a re-registration replaced: its
 		// de-registration deletes the current set only. Nothing the UE
-		// can change; README-interop.md lists it.
+		// can change; the README's Interop table lists it.
 		t.Logf("Kamailio kept the %d SAs of the set the re-registration replaced (SPIs %v); they stay until it restarts", len(after.pcscf), spis(after.pcscf))
 	case len(after.pcscf) != 0:
 		t.Errorf("Kamailio kept SAs for %s after de-registration:\n%s", ip, after)
@@ -322,8 +321,29 @@ func checkResult(t *testing.T, s *saSnapshot, r *registerResult, c ueCase) {
 	}
 }
 
-// registerResult is what `imsue register --json` prints.
-type registerResult = sipclient.Result
+// registerResult is the part of what `imsue register --json` prints that
+// the tests read (the CLI's JSON contract).
+type registerResult struct {
+	Result   string `json:"result"`
+	Security *struct {
+		Alg    ipsec.Auth `json:"alg"`
+		EAlg   ipsec.Enc  `json:"ealg"`
+		SPIuc  uint32     `json:"spi_uc"`
+		SPIus  uint32     `json:"spi_us"`
+		SPIpc  uint32     `json:"spi_pc"`
+		SPIps  uint32     `json:"spi_ps"`
+		PortUC uint16     `json:"port_uc"`
+		PortUS uint16     `json:"port_us"`
+		PortPC uint16     `json:"port_pc"`
+		PortPS uint16     `json:"port_ps"`
+	} `json:"security"`
+	TimingsMS      map[string]float64 `json:"timings_ms"`
+	Deregistration *struct {
+		Confirmed bool   `json:"confirmed"`
+		Reason    string `json:"reason"`
+	} `json:"deregistration"`
+	Error string `json:"error"`
+}
 
 // ueProc is one running `imsue register`.
 type ueProc struct {

@@ -1,20 +1,21 @@
-package sipclient
+package main
 
 import (
 	"errors"
 	"time"
 
 	"github.com/imsue/imsue/ipsec"
-	"github.com/imsue/imsue/isim"
-	"github.com/imsue/imsue/mt"
+	"github.com/imsue/imsue/sipclient"
 )
 
-// Result is the JSON object `imsue register --json` prints (the CLI
-// contract of ARCHITECTURE.md §3). Fields that do not apply are omitted.
+// Result is the JSON object `imsue register --json` (and `imsue demo
+// --json`) prints: the CLI's contract, with the README's exit code table.
+// Fields that do not apply are omitted.
 type Result struct {
-	// Result is "registered" or, on failure, what went wrong: "no_answer",
-	// "rejected", "mac_failure", "sync_failure", "sec_agree_failure",
-	// "ipsec_failure", "bad_challenge", "terminated", "error".
+	// Result is "registered" or, on failure, the outcome of the error's
+	// class in errorClasses: "interrupted", "no_answer", "rejected",
+	// "mac_failure", "sync_failure", "sec_agree_failure", "ipsec_failure",
+	// "bad_challenge", "terminated", "error".
 	Result         string             `json:"result"`
 	IMPI           string             `json:"impi,omitempty"`
 	IMPU           string             `json:"impu,omitempty"`
@@ -51,12 +52,9 @@ type DeregResult struct {
 	Reason    string `json:"reason,omitempty"` // why not confirmed
 }
 
-// ms is a duration in milliseconds with microsecond resolution.
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 // NewResult describes a registration (reg may be nil) and the error that
 // ended the procedure (nil on success).
-func NewResult(reg *Registration, err error) Result {
+func NewResult(reg *sipclient.Registration, err error) Result {
 	r := Result{Result: Outcome(err)}
 	if reg != nil {
 		r.IMPI, r.IMPU = reg.IMPI, reg.IMPU
@@ -85,7 +83,7 @@ func NewResult(reg *Registration, err error) Result {
 			r.TimingsMS["protected_register"] = ms(t.Protected)
 		}
 	}
-	var rej *RejectedError
+	var rej *sipclient.RejectedError
 	if errors.As(err, &rej) {
 		r.Status, r.Reason = rej.Status, rej.Reason
 	}
@@ -93,35 +91,4 @@ func NewResult(reg *Registration, err error) Result {
 		r.Error = err.Error()
 	}
 	return r
-}
-
-// Outcome names the class of err as Result.Result does.
-func Outcome(err error) string {
-	var (
-		rej  *RejectedError
-		sync *isim.SyncFailure
-		ipe  *IPsecError
-	)
-	switch {
-	case err == nil:
-		return "registered"
-	case errors.Is(err, ErrNoAnswer):
-		return "no_answer"
-	case errors.Is(err, isim.ErrMACFailure):
-		return "mac_failure"
-	case errors.Is(err, ErrResyncFailed), errors.As(err, &sync):
-		return "sync_failure"
-	case errors.Is(err, mt.ErrNoAcceptableMechanism), errors.Is(err, mt.ErrBadSecurityHeader),
-		errors.Is(err, mt.ErrUnsupportedAlgorithm), errors.Is(err, ErrAlgorithmDowngrade):
-		return "sec_agree_failure"
-	case errors.As(err, &ipe), errors.Is(err, ipsec.ErrUnsupported):
-		return "ipsec_failure"
-	case errors.As(err, &rej):
-		return "rejected"
-	case errors.Is(err, ErrBadChallenge):
-		return "bad_challenge"
-	case errors.Is(err, ErrTerminated):
-		return "terminated"
-	}
-	return "error"
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/mt"
 )
 
@@ -30,6 +31,10 @@ var fuzzSeeds = []string{
 	"OPTIONS sip:u@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7200;rport;branch=z9hG4bKo\r\nFrom: <sip:p@x>;tag=9\r\nTo: <sip:u@x>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 }
 
+// tortureSeeds are the RFC 4475 torture messages, valid and invalid, that
+// the inbound fuzz targets take as seeds too.
+const tortureSeeds = "../sipnet/testdata/rfc4475/*.sip"
+
 // FuzzInbound feeds arbitrary datagrams through everything the UE does with
 // a received message short of sending: parsing, transaction matching, the
 // answer to a request, and reading a 401 or 200 (challenge, sec-agree,
@@ -38,6 +43,7 @@ func FuzzInbound(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
+	testenv.AddSeedFiles(f, tortureSeeds)
 	c := &Client{
 		s:      &settings{Config: Config{Password: "pw"}, algs: DefaultAlgs, ealgs: DefaultEAlgs},
 		local:  netip.MustParseAddr("127.0.0.1"),
@@ -102,6 +108,7 @@ func FuzzFrame(f *testing.F) {
 		f.Add([]byte("\r\n\r\n" + s + s[:len(s)/2]))
 	}
 	f.Add([]byte("SIP/2.0 200 OK\r\nl: 3\r\n\r\nabc"))
+	testenv.AddSeedFiles(f, tortureSeeds)
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		skip, size, err := frame(buf)
 		if err != nil {

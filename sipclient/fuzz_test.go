@@ -12,8 +12,9 @@ import (
 	"github.com/imsue/imsue/mt"
 )
 
-// Seeds: what real P-CSCFs send (Kamailio 5.6 from NOTES.md, the lab core)
-// and a NOTIFY with an RFC 3680 body.
+// Seeds: what real P-CSCFs send (Kamailio 5.6, whose Security-Server the
+// README's "Interop" section describes; the lab core) and a NOTIFY with an
+// RFC 3680 body.
 var fuzzSeeds = []string{
 	"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKabc\r\nFrom: <sip:u@ims.example>;tag=1\r\nTo: <sip:u@ims.example>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n" +
 		"WWW-Authenticate: Digest realm=\"ims.example\", nonce=\"wRFfEwGfqEiCuxbYeghx4hNzaSJtHYAAmVUjvS5EMqA=\", algorithm=AKAv1-MD5, qop=\"auth,auth-int\"\r\n" +

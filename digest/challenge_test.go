@@ -149,8 +149,9 @@ func TestParseChallengeErrors(t *testing.T) {
 	}
 }
 
-// TestChallengeStringKamailio: the S-CSCF's 401 must be byte-exact what
-// Kamailio's ims_ipsec_pcscf reads (reference/kamailio/NOTES.md).
+// TestChallengeStringKamailio: the S-CSCF's 401, with the ck and ik
+// parameters of TS 24.229 §7.2A.1, must be byte-exact what Kamailio's
+// ims_ipsec_pcscf reads (README, "Interop").
 func TestChallengeStringKamailio(t *testing.T) {
 	c := Challenge{Realm: "R", Nonce: set19, Algorithm: AKAv1MD5, QOP: []string{"auth", "auth-int"}, CK: set19CK, IK: set19IK}
 	want := `Digest realm="R", nonce="` + set19 + `", algorithm=AKAv1-MD5, ck="` + set19CK + `", ik="` + set19IK + `", qop="auth,auth-int"`

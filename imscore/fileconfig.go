@@ -89,8 +89,8 @@ type yamlSub struct {
 	Password  string   `yaml:"password"`
 }
 
-// Lab defaults: the subscriber of the ARCHITECTURE.md profile example
-// (TS 35.208 test set 1 keys), so that `imsue core` and `imsue register`
+// Lab defaults: the subscriber of the README's example profile (section
+// "Profile"; TS 35.208 test set 1 keys), so that `imsue core` and `imsue register`
 // with that profile work out of the box.
 const (
 	DefaultDomain = "ims.mnc001.mcc001.3gppnetwork.org"

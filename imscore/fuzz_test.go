@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/sipnet"
 )
 
@@ -65,6 +66,10 @@ func FuzzRequest(f *testing.F) {
 	f.Add(uint8(0), []byte("REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@x>\r\nTo: <sip:a@x>\r\nCall-ID: y\r\nCSeq: 1 REGISTER\r\nContact: *\r\nExpires: 0\r\n\r\n"))
 	f.Add(uint8(2), []byte(u.subscribeText("c2", "", 1, 600)))
 	f.Add(uint8(2), []byte(u.registerText(regMsg{expires: 0, verify: u.verifyOld, client: "-"})))
+	// The RFC 4475 torture messages, on each of the three ways in.
+	for which := range uint8(3) {
+		testenv.AddSeedFiles(f, "../sipnet/testdata/rfc4475/*.sip", which)
+	}
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
 		msg, err := sip.ParseMessage(data)
 		if err != nil {

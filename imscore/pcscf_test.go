@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
 )
@@ -137,7 +138,7 @@ func TestSecAgreeChecks(t *testing.T) {
 				t.Fatalf("protected REGISTER: %s %v, want %d", resp.StartLine(), headerValues(resp, "Warning"), tc.want)
 			}
 			if tc.want != 200 {
-				eventually(t, "temporary set removed", func() bool { return len(rec.Live()) == 0 })
+				testenv.Eventually(t, wait, "temporary set removed", func() bool { return len(rec.Live()) == 0 })
 			}
 		})
 	}
@@ -263,7 +264,7 @@ func TestDeregistration(t *testing.T) {
 	if regs := c.Registrations(); len(regs) != 0 {
 		t.Errorf("registrations left: %+v", regs)
 	}
-	eventually(t, "SA set removed after the de-registration's 200", func() bool {
+	testenv.Eventually(t, wait, "SA set removed after the de-registration's 200", func() bool {
 		return len(rec.Live()) == 0 && c.Stats().SASetsRemoved == 1
 	})
 	if st := c.Stats(); st.Deregistered != 1 || st.Challenges != 1 {
@@ -304,10 +305,7 @@ func TestAuthTimeout(t *testing.T) {
 	if len(c.Registrations()) != 1 || len(rec.Live()) != 1 {
 		t.Fatalf("pending state missing")
 	}
-	deadline := time.Now().Add(wait)
-	for len(rec.Live()) != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Poll(wait, func() bool { return len(rec.Live()) == 0 })
 	if len(rec.Live()) != 0 || len(c.Registrations()) != 0 {
 		t.Errorf("after AuthTimeout: live %v registrations %+v", rec.Live(), c.Registrations())
 	}

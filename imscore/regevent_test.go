@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/reginfo"
 )
 
@@ -96,7 +97,7 @@ func TestRegEvent(t *testing.T) {
 				t.Errorf("stats %+v", st)
 			}
 			// The UE's 200s (UDP: port_uc → port_ps) end both transactions.
-			eventually(t, "NOTIFY transactions completed", func() bool { return c.tp.Stats().ClientTxs == 0 })
+			testenv.Eventually(t, wait, "NOTIFY transactions completed", func() bool { return c.tp.Stats().ClientTxs == 0 })
 			if st := c.Stats(); st.NotifyFailures != 0 || st.Discarded != 0 {
 				t.Errorf("stats %+v", st)
 			}
@@ -218,10 +219,7 @@ func TestReauthenticate(t *testing.T) {
 	if ct := doc.Registrations[0].Contacts[0]; ct.Event != reginfo.EventExpired || ct.State != reginfo.ContactTerminated {
 		t.Errorf("expiry NOTIFY contact %+v", ct)
 	}
-	deadline := time.Now().Add(wait)
-	for len(rec.Live()) != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Poll(wait, func() bool { return len(rec.Live()) == 0 })
 	if len(rec.Live()) != 0 || len(c.Registrations()) != 0 {
 		t.Errorf("after expiry: live %v registrations %+v", rec.Live(), c.Registrations())
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim/milenage"
 	"github.com/imsue/imsue/mt"
@@ -163,7 +164,7 @@ func TestAuthFailures(t *testing.T) {
 		if resp.StatusCode != 403 {
 			t.Fatalf("wrong response: %s, want 403", resp.StartLine())
 		}
-		eventually(t, "temporary set removed after the 403", func() bool {
+		testenv.Eventually(t, wait, "temporary set removed after the 403", func() bool {
 			return len(rec.Live()) == 0 && c.Stats().SASetsRemoved == 1
 		})
 		if regs := c.Registrations(); len(regs) != 0 {
@@ -191,7 +192,7 @@ func TestAuthFailures(t *testing.T) {
 		if resp.StatusCode != 403 {
 			t.Fatalf("MAC-failure REGISTER: %s, want 403", resp.StartLine())
 		}
-		eventually(t, "no SA set after a MAC failure", func() bool { return len(rec.Live()) == 0 })
+		testenv.Eventually(t, wait, "no SA set after a MAC failure", func() bool { return len(rec.Live()) == 0 })
 		// The next challenge is a good one again.
 		u.cseq++
 		u.sendUnprotected(u.registerText(regMsg{expires: -1}))

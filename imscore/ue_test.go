@@ -693,20 +693,6 @@ func (u *testUE) answer(r rx, req *sip.Request, code int) {
 	}
 }
 
-// eventually polls cond for up to wait: state changes that follow a
-// response (SA removal after the 403 left) race with the UE reading it.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Errorf("not true after %v: %s", wait, what)
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func (c *Core) liveSets() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

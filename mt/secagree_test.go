@@ -9,9 +9,11 @@ import (
 	"github.com/imsue/imsue/ipsec"
 )
 
-// Real-world header values. The Kamailio ones are from the project's own
-// Kamailio 5.6.3 runs (../shared/reference/kamailio/NOTES.md); the capture
-// ones are the forms quoted in DIGEST.md §5.
+// Real-world header values. The Kamailio ones are what Kamailio 5.6.3 sent
+// in the project's interop runs (README, "Interop"); the capture one is a
+// live capture's Security-Client, in the RFC 3329 §2.2 syntax with the
+// TS 33.203 Annex H parameters, and the spaced one the same with LWS
+// around each ";" (SEMI, RFC 3261 §25.1).
 const (
 	kamailioServer = "ipsec-3gpp;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=7100;port-s=7200;alg=hmac-sha-1-96;ealg=null"
 	kamailioAESCBC = "ipsec-3gpp;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=7100;port-s=7200;alg=hmac-sha-1-96;ealg=aes-cbc"

@@ -10,7 +10,7 @@ import (
 )
 
 // The SA sets of one registration through their lifecycle (TS 33.203 §7.1,
-// §7.2 and §7.4; TS 24.229 §5.1.1.5.1, DIGEST.md §4):
+// §7.2 and §7.4; TS 24.229 §5.1.1.5.1):
 //
 //   - A 401 that passes AKA creates a temporary set (Challenged), valid for
 //     TemporaryLifetime. A newer 401 replaces a temporary set still pending.

@@ -21,7 +21,7 @@ func TestLoadExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Identities from ARCHITECTURE.md's example profile.
+		// Identities of the README's example profile (section "Profile").
 		want := isim.Identity{
 			IMPI:   "001010123456789@ims.mnc001.mcc001.3gppnetwork.org",
 			IMPUs:  []string{"sip:001010123456789@ims.mnc001.mcc001.3gppnetwork.org"},

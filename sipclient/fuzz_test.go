@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipnet"
 )
 
-// Seeds: what real P-CSCFs send (Kamailio 5.6 from NOTES.md, the lab core)
-// and a NOTIFY with an RFC 3680 body.
+// Seeds: what real P-CSCFs send (Kamailio 5.6, whose Security-Server the
+// README's "Interop" section describes; the lab core) and a NOTIFY with an
+// RFC 3680 body.
 var fuzzSeeds = []string{
 	"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKabc\r\nFrom: <sip:u@ims.example>;tag=1\r\nTo: <sip:u@ims.example>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n" +
 		"WWW-Authenticate: Digest realm=\"ims.example\", nonce=\"wRFfEwGfqEiCuxbYeghx4hNzaSJtHYAAmVUjvS5EMqA=\", algorithm=AKAv1-MD5, qop=\"auth,auth-int\"\r\n" +
@@ -30,6 +32,10 @@ var fuzzSeeds = []string{
 	"OPTIONS sip:u@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7200;rport;branch=z9hG4bKo\r\nFrom: <sip:p@x>;tag=9\r\nTo: <sip:u@x>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 }
 
+// tortureSeeds are the RFC 4475 torture messages, valid and invalid, that
+// the inbound fuzz targets take as seeds too.
+const tortureSeeds = "../sipnet/testdata/rfc4475/*.sip"
+
 // FuzzInbound feeds arbitrary datagrams through everything the UE does with
 // a received message short of sending: parsing, the
 // answer to a request, and reading a 401 or 200 (challenge, sec-agree,
@@ -38,6 +44,7 @@ func FuzzInbound(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
+	testenv.AddSeedFiles(f, tortureSeeds)
 	c := &Client{
 		s:      &settings{Config: Config{Password: "pw"}, algs: DefaultAlgs, ealgs: DefaultEAlgs},
 		local:  netip.MustParseAddr("127.0.0.1"),

@@ -425,26 +425,13 @@ func TestRetransmitted401(t *testing.T) {
 		t.Fatalf("Register: %v", err)
 	}
 	// Let the second copy arrive if it has not yet.
-	waitFor(t, time.Second, func() bool { return strings.Count(trace.String(), "SIP/2.0 401") == 2 })
+	testenv.Poll(time.Second, func() bool { return strings.Count(trace.String(), "SIP/2.0 401") == 2 })
 	if auth.n.Load() != 1 || rec.Installs != 1 || len(rec.Live()) != 1 {
 		t.Errorf("%d AKA runs, %d installs, live %v; want 1, 1, one set", auth.n.Load(), rec.Installs, rec.Live())
 	}
 	if c.tp.Stats().Stray == 0 {
 		t.Error("the retransmitted 401 was not seen as a stray response")
 	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, cond func() bool) bool {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }
 
 // runUE registers and starts Run; it returns a stop function that ends Run
@@ -478,12 +465,12 @@ func TestRefreshNewSASet(t *testing.T) {
 			c, rec, trace := ue(t, core, func(c *Config) { c.Transport = transport })
 			stop := runUE(t, c)
 			first := c.Registration().Security
-			if !waitFor(t, 5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
+			if !testenv.Poll(5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
 				t.Fatalf("no re-registration; core stats %+v", core.Stats())
 			}
 			// Wait until the UE has processed the 200 (the core counts it
 			// as it leaves) and dropped the old set.
-			if !waitFor(t, 5*time.Second, func() bool {
+			if !testenv.Poll(5*time.Second, func() bool {
 				r := c.Registration()
 				return r != nil && r.Security.SetID != first.SetID && len(rec.Live()) == 1
 			}) {
@@ -548,10 +535,10 @@ func TestRegEventSubscription(t *testing.T) {
 	core := startCore(t, nil)
 	c, _, trace := ue(t, core, nil)
 	stop := runUE(t, c)
-	if !waitFor(t, 5*time.Second, func() bool { return core.Stats().Subscribes == 1 && core.Stats().Notifies >= 1 }) {
+	if !testenv.Poll(5*time.Second, func() bool { return core.Stats().Subscribes == 1 && core.Stats().Notifies >= 1 }) {
 		t.Fatalf("no subscription; core stats %+v", core.Stats())
 	}
-	waitFor(t, time.Second, func() bool {
+	testenv.Poll(time.Second, func() bool {
 		return strings.Contains(trace.String(), "sent UDP") && strings.Count(trace.String(), "NOTIFY sip:") >= 1
 	})
 	if err := stop(); err != nil {
@@ -577,18 +564,18 @@ func TestNotifyDeactivatedReregisters(t *testing.T) {
 	core := startCore(t, nil)
 	c, rec, _ := ue(t, core, nil)
 	stop := runUE(t, c)
-	waitFor(t, 5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
+	testenv.Poll(5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
 	first := c.Registration().Security
 	if err := core.Deregister(labIdentity(1).IMPUs[0]); err != nil {
 		t.Fatalf("core.Deregister: %v", err)
 	}
-	if !waitFor(t, 5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
+	if !testenv.Poll(5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
 		t.Fatalf("UE did not re-register; core stats %+v", core.Stats())
 	}
 	// The core counts the registration when its 200 leaves; wait until the
 	// UE has processed it, or stopping Run aborts the registration (and
 	// rightly removes its temporary set).
-	if !waitFor(t, 5*time.Second, func() bool {
+	if !testenv.Poll(5*time.Second, func() bool {
 		r := c.Registration()
 		return r != nil && r.Security != nil && r.Security.SetID != first.SetID
 	}) {
@@ -610,16 +597,16 @@ func TestNotifyShortenedReauthenticates(t *testing.T) {
 	auth := &countingAuth{Authenticator: softISIM(t, 1)}
 	c, rec, _ := ue(t, core, func(c *Config) { c.Auth = auth })
 	stop := runUE(t, c)
-	waitFor(t, 5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
+	testenv.Poll(5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
 	first := c.Registration().Security
 	if err := core.Reauthenticate(labIdentity(1).IMPUs[0]); err != nil {
 		t.Fatalf("core.Reauthenticate: %v", err)
 	}
-	if !waitFor(t, 5*time.Second, func() bool { return auth.n.Load() >= 2 && core.Stats().Registered >= 2 }) {
+	if !testenv.Poll(5*time.Second, func() bool { return auth.n.Load() >= 2 && core.Stats().Registered >= 2 }) {
 		t.Fatalf("no re-authentication; core stats %+v", core.Stats())
 	}
 	// The core counts the 200 as it leaves: wait until the UE processed it.
-	if !waitFor(t, 5*time.Second, func() bool {
+	if !testenv.Poll(5*time.Second, func() bool {
 		r := c.Registration()
 		return r != nil && r.Security != nil && r.Security.SetID != first.SetID && len(rec.Live()) == 1
 	}) {
@@ -645,7 +632,7 @@ func TestNotifyRejectedTerminates(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	waitFor(t, 5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
+	testenv.Poll(5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
 	if err := core.Reject(labIdentity(1).IMPUs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -679,13 +666,13 @@ func testPCSCFRestart(t *testing.T, transport string) {
 	if err := core.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(t, 8*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
+	if !testenv.Poll(8*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
 		t.Fatalf("UE did not register again; core stats %+v", core.Stats())
 	}
 	// The core counts the registration when its 200 leaves: wait until the
 	// UE has processed it, or stopping Run aborts the registration (and
 	// rightly removes its temporary set).
-	if !waitFor(t, 5*time.Second, func() bool {
+	if !testenv.Poll(5*time.Second, func() bool {
 		r := c.Registration()
 		return r != nil && r.Security != nil && r.Security.SetID != first.SetID && len(rec.Live()) == 1
 	}) {
@@ -771,7 +758,7 @@ func TestExtraHeaders(t *testing.T) {
 		c.Headers = []string{"P-Access-Network-Info: " + pani, "user-agent: tester/1"}
 	})
 	stop := runUE(t, c)
-	waitFor(t, 5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
+	testenv.Poll(5*time.Second, func() bool { return core.Stats().Subscribes == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

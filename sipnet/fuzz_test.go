@@ -3,6 +3,8 @@ package sipnet
 import (
 	"bytes"
 	"testing"
+
+	"github.com/imsue/imsue/internal/testenv"
 )
 
 var frameSeeds = []string{
@@ -18,6 +20,7 @@ func FuzzFrame(f *testing.F) {
 		f.Add([]byte(s))
 		f.Add([]byte("\r\n\r\n" + s + s[:len(s)/2]))
 	}
+	testenv.AddSeedFiles(f, "testdata/rfc4475/*.sip")
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		skip, size, err := Frame(buf)
 		if err != nil {

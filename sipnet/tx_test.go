@@ -13,6 +13,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/sipnet"
 	"github.com/imsue/imsue/sipnet/memnet"
 )
@@ -119,7 +120,9 @@ func TestDuplicatesAbsorbed(t *testing.T) {
 	}
 	// Four 200s reach the UE: one completes the transaction, the others
 	// arrive after it completed (stray) or while it was returning.
-	eventually(t, func() bool { return p.ue.Stats().Stray >= 2 })
+	if !testenv.Poll(5*time.Second, func() bool { return p.ue.Stats().Stray >= 2 }) {
+		t.Fatal("not reached within 5s")
+	}
 	if p.acted.Load() != 1 {
 		t.Errorf("server acted %d times on a duplicated request", p.acted.Load())
 	}
@@ -240,7 +243,9 @@ func TestTCPNoRetransmissionAndReset(t *testing.T) {
 		_, err := p.ue.Request(context.Background(), register(p.ueAddr, p.srvAddr, "tcp"), sipnet.Route{Network: "tcp", From: p.ueAddr, To: p.srvAddr})
 		done <- err
 	}()
-	eventually(t, func() bool { return p.acted.Load() == 1 })
+	if !testenv.Poll(5*time.Second, func() bool { return p.acted.Load() == 1 }) {
+		t.Fatal("not reached within 5s")
+	}
 	time.Sleep(5 * fast.T1)
 	if p.acted.Load() != 1 {
 		t.Fatalf("server acted %d times over TCP", p.acted.Load())
@@ -305,21 +310,12 @@ func TestCloseEndsTransactions(t *testing.T) {
 		defer wg.Done()
 		_, err = p.ue.Request(context.Background(), register(p.ueAddr, p.srvAddr, "udp"), sipnet.Route{Network: "udp", From: p.ueAddr, To: p.srvAddr})
 	}()
-	eventually(t, func() bool { return p.acted.Load() == 1 })
+	if !testenv.Poll(5*time.Second, func() bool { return p.acted.Load() == 1 }) {
+		t.Fatal("not reached within 5s")
+	}
 	p.ue.Close()
 	wg.Wait()
 	if !errors.Is(err, sipnet.ErrClosed) {
 		t.Fatalf("err = %v; want ErrClosed", err)
-	}
-}
-
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

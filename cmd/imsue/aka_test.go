@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/internal/vectors"
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/isim/milenage"
@@ -242,17 +243,7 @@ func TestAKACardWithoutPCSC(t *testing.T) {
 // TestAKABinary runs the built imsue: exit codes and stdout as a script
 // sees them.
 func TestAKABinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH to build imsue")
-	}
-	bin := filepath.Join(t.TempDir(), "imsue")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(t, ".")
 	path, net := writeProfile(t, "")
 	r, a := net.challenge(7, 1)
 	runBin := func(args ...string) (int, map[string]any) {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/imsue/imsue/cards/pcsctest"
 	"github.com/imsue/imsue/cards/vcard"
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/isim"
 )
 
@@ -225,18 +225,8 @@ func TestCardNoReader(t *testing.T) {
 // TestCardEmulateBinary runs the built imsue as the virtual card and as the
 // card reader, through pcscd: what a user of the two commands sees.
 func TestCardEmulateBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH to build imsue")
-	}
+	bin := testenv.BuildBinary(t, ".", "pcsc")
 	d := pcsctest.StartDaemon(t, pcsctest.Options{})
-	bin := filepath.Join(t.TempDir(), "imsue")
-	if out, err := exec.Command(goTool, "build", "-tags", "pcsc", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	dir := t.TempDir()
 	prof := cardKeysProfile(t, dir, "emu.yaml")
 	pin := cardProfile(t, dir, "pin", "4321\n")

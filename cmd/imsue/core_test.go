@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsue/imsue/internal/testenv"
 )
 
 const coreTestConfig = `listen: 127.0.0.1:0
@@ -76,17 +78,7 @@ func TestCoreUsageErrors(t *testing.T) {
 // a REGISTER with a 401, warns about a readable key file, and stops cleanly
 // on SIGINT and SIGTERM.
 func TestCoreBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH to build imsue")
-	}
-	bin := filepath.Join(t.TempDir(), "imsue")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(t, ".")
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cfg := writeCoreConfig(t, coreTestConfig, 0o644)

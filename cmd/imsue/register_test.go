@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -344,35 +343,6 @@ func TestRegisterCommandPcapAndESPKeys(t *testing.T) {
 	}
 }
 
-// buildImsue builds the command once per test binary run.
-var buildImsue = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "imsue-register-test")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "imsue")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func imsueBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go tool on PATH to build imsue")
-	}
-	bin, err := buildImsue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // waitOrKill waits for cmd, killing it if it has not exited within 20 s.
 func waitOrKill(t *testing.T, cmd *exec.Cmd) error {
 	t.Helper()
@@ -388,7 +358,7 @@ func waitOrKill(t *testing.T, cmd *exec.Cmd) error {
 // TestRegisterSignals runs the binary with --until-signal and stops it with
 // SIGINT and SIGTERM: it must de-register, remove its SAs and exit 0.
 func TestRegisterSignals(t *testing.T) {
-	bin := imsueBinary(t)
+	bin := testenv.BuildBinary(t, ".")
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			core := regCore(t, nil)
@@ -428,10 +398,7 @@ func TestRegisterSignals(t *testing.T) {
 // registration (exit 3), rightly.
 func waitUERegistered(t *testing.T, core *imscore.Core, cmd *exec.Cmd, stderr *bytes.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for core.Stats().Subscribes == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Poll(10*time.Second, func() bool { return core.Stats().Subscribes != 0 })
 	if core.Stats().Subscribes == 0 {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -443,7 +410,7 @@ func waitUERegistered(t *testing.T, core *imscore.Core, cmd *exec.Cmd, stderr *b
 // the de-REGISTER (Kamailio 5.6): exit 0 all the same, not confirmed, within
 // the bounded wait.
 func TestRegisterSignalUnansweredDeregistration(t *testing.T) {
-	bin := imsueBinary(t)
+	bin := testenv.BuildBinary(t, ".")
 	faults := &imscore.Faults{}
 	core := regCore(t, func(c *imscore.Config) { c.Faults = faults })
 	cmd := exec.Command(bin, regArgs(regProfile(t), core, "--json", "--until-signal")...)
@@ -526,13 +493,17 @@ func TestRegisterKernelWithoutESP(t *testing.T) {
 	}
 }
 
+// registerBenchTimeout bounds one registration of BenchmarkRegisterProcess:
+// generous, since one takes milliseconds.
+const registerBenchTimeout = 30 * time.Second
+
 // BenchmarkRegisterProcess measures `imsue register` as a process: from
 // exec to the 200 OK of the protected REGISTER (seen by the lab core:
 // ms-start-to-registered) and the command's own timings_ms
 // (process_to_registered, from package initialisation). The profile's SQN
 // state is a file, as in real use: each registration fsyncs it.
 func BenchmarkRegisterProcess(b *testing.B) {
-	bin := imsueBinary(b)
+	bin := testenv.BuildBinary(b, ".")
 	core := regCore(b, nil)
 	profile := regProfile(b)
 	var external, internal time.Duration
@@ -540,13 +511,22 @@ func BenchmarkRegisterProcess(b *testing.B) {
 	for b.Loop() {
 		before := core.Stats().Registered
 		cmd := exec.Command(bin, regArgs(profile, core, "--json")...)
-		var stdout bytes.Buffer
-		cmd.Stdout = &stdout
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		for core.Stats().Registered == before {
+		// A tight spin, not testenv.Poll: its interval would be part of
+		// the measured time. Bounded, so that an imsue that never
+		// registers fails the benchmark instead of hanging it.
+		for deadline := start.Add(registerBenchTimeout); core.Stats().Registered == before; {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				b.Fatalf("imsue did not register within %v; core %+v\nstderr: %s\nstdout: %s",
+					registerBenchTimeout, core.Stats(), stderr.String(), stdout.String())
+			}
 			time.Sleep(20 * time.Microsecond)
 		}
 		external += time.Since(start)

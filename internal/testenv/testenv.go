@@ -2,6 +2,10 @@
 // (root, pcscd, User-Mode Linux, Kamailio, tshark) is missing: outside CI it
 // skips with the reason; with CI=true it fails, because CI must prove the
 // real path and a silent skip would hide a missing install step.
+//
+// It also holds what many tests need alike: Poll and Eventually wait for a
+// condition, BuildBinary builds a command once per test binary (with Main),
+// and AddSeedFiles gives a fuzz target files as seeds.
 package testenv
 
 import (

@@ -7,8 +7,8 @@ import (
 	"slices"
 )
 
-// MilenageSet is one TS 35.208 (clause 4.3) MILENAGE test set, with the
-// values the spec folder's verifier derived from it.
+// MilenageSet is one TS 35.208 (clause 4.3) MILENAGE test set, with values
+// derived from it (testdata/milenage_vectors.json's derived_by_verifier).
 type MilenageSet struct {
 	Name   string // "TS 35.208 test set 1"
 	Source string // where the set was copied from
@@ -30,8 +30,8 @@ type MilenageSet struct {
 	AK     [6]byte  // f5
 	AKStar [6]byte  // f5*
 
-	// Derived by the spec folder's verifier (derived_by_verifier), not
-	// published in TS 35.208.
+	// Derived from the set (derived_by_verifier; the file's notes say
+	// how), not published in TS 35.208.
 	AUTN     [16]byte // (SQN ⊕ AK) ‖ AMF ‖ MAC-A
 	AUTS     [14]byte // AUTS for SQN_MS = SQN: (SQN ⊕ AK*) ‖ MAC-S with AMF 0000 (TS 33.102 §6.3.3)
 	MACSAMF0 [8]byte  // f1* for the set's SQN with AMF 0000: the MAC-S inside AUTS

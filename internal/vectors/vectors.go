@@ -1,7 +1,8 @@
 // Package vectors is the one home of the project's standard test vectors:
 // the MILENAGE (TS 35.208), HTTP Digest / Digest AKA (RFC 2617, RFC 3310,
-// RFC 4169) and UICC (pySim, TS 23.003 §13) vectors of the shared spec
-// folder, embedded byte for byte as testdata/*_vectors.json and handed out
+// RFC 4169) and UICC (pySim, TS 23.003 §13) vectors, embedded byte for
+// byte as testdata/*_vectors.json (each file's notes say where its values
+// come from and how the derived ones were computed) and handed out
 // decoded: hex becomes fixed-size arrays or byte slices, so a test compares
 // what the code under test computes with the published value directly.
 //

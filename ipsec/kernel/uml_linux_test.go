@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/ipsec/kernel"
 	"github.com/imsue/imsue/mt"
@@ -327,12 +328,11 @@ func TestUMLESPTraffic(t *testing.T) {
 				if _, err := e.ueC.WriteToUDPAddrPort([]byte(tag+" cleartext"), e.pS.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
 					t.Fatal(err)
 				}
-				deadline := time.Now().Add(ioTimeout)
-				after := netlab.TmplMismatch(t, l.PCSCF)
-				for after <= before && time.Now().Before(deadline) {
-					time.Sleep(20 * time.Millisecond)
+				after := before
+				testenv.Poll(ioTimeout, func() bool {
 					after = netlab.TmplMismatch(t, l.PCSCF)
-				}
+					return after > before
+				})
 				if after <= before {
 					t.Errorf("XfrmInTmplMismatch at the P-CSCF stayed %d after cleartext from the UE", after)
 				}

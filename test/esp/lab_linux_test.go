@@ -50,8 +50,8 @@ var algPairs = []struct {
 	{ipsec.AuthHMACSHA196, ipsec.EncDES3EDECBC},
 }
 
-// subscriber is TS 35.208 test set 1 (internal/vectors, the shared spec's
-// vectors) as IMSI 001010123456789.
+// subscriber is TS 35.208 test set 1 (internal/vectors) as IMSI
+// 001010123456789.
 type subscriber struct {
 	IMSI   string
 	K, OPc string // hex

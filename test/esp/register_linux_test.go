@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/ipsec/kernel"
 	"github.com/imsue/imsue/test/uml/netlab"
@@ -271,12 +272,8 @@ func firstLine(b []byte) string {
 // just after the 200 to the de-REGISTER leaves, so the UE may exit first).
 func waitGone(t *testing.T, ns *netlab.NS, spi uint32, what string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for listXfrm(t, ns).hasSPI(spi) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: SA 0x%x still in %s after %v", what, spi, ns.Name, waitTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Poll(waitTimeout, func() bool { return !listXfrm(t, ns).hasSPI(spi) }) {
+		t.Fatalf("%s: SA 0x%x still in %s after %v", what, spi, ns.Name, waitTimeout)
 	}
 }
 
@@ -314,17 +311,13 @@ func TestUMLReregister(t *testing.T) {
 				t.Errorf("the re-registration's protected REGISTER left from the old port_uc %v", reg1.Local)
 			}
 			// The UE drops its old set as soon as the 200 came over the new one.
-			deadline := time.Now().Add(waitTimeout)
 			var ueView xfrmView
-			for {
+			if !testenv.Poll(waitTimeout, func() bool {
 				ueView = listXfrm(t, lab.UE)
-				if s, _, _ := ueView.counts(); s == 1 && !ueView.hasSPI(old[0]) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("UE after the re-registration: SPIs %x, old set %x", ueView.spis(), old)
-				}
-				time.Sleep(10 * time.Millisecond)
+				s, _, _ := ueView.counts()
+				return s == 1 && !ueView.hasSPI(old[0])
+			}) {
+				t.Fatalf("UE after the re-registration: SPIs %x, old set %x", ueView.spis(), old)
 			}
 			pcView := listXfrm(t, lab.PCSCF)
 			for _, m := range []traceMsg{reg2, ok2} {
@@ -469,22 +462,16 @@ func cleartextRejected(t *testing.T, lab *netlab.Lab, core *labCore, reg traceMs
 	if _, err := conn.WriteToUDPAddrPort(req(protected, "OPTIONS"), protected); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for netlab.TmplMismatch(t, lab.PCSCF) <= mismatch {
-		if time.Now().After(deadline) {
-			t.Fatal("XfrmInTmplMismatch at the P-CSCF did not grow: the cleartext OPTIONS to port_ps was not dropped by its policy")
-		}
-		time.Sleep(20 * time.Millisecond)
+	deadline := time.Now().Add(waitTimeout) // for both waits together
+	if !testenv.Poll(waitTimeout, func() bool { return netlab.TmplMismatch(t, lab.PCSCF) > mismatch }) {
+		t.Fatal("XfrmInTmplMismatch at the P-CSCF did not grow: the cleartext OPTIONS to port_ps was not dropped by its policy")
 	}
 	unprot := core.Addr
 	if _, err := conn.WriteToUDPAddrPort(req(unprot, "SUBSCRIBE"), unprot); err != nil {
 		t.Fatal(err)
 	}
-	for core.stats(t).Discarded <= before.Discarded {
-		if time.Now().After(deadline) {
-			t.Fatal("the core did not discard the cleartext SUBSCRIBE on its unprotected port")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Poll(time.Until(deadline), func() bool { return core.stats(t).Discarded > before.Discarded }) {
+		t.Fatal("the core did not discard the cleartext SUBSCRIBE on its unprotected port")
 	}
 	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if n, from, err := conn.ReadFromUDPAddrPort(make([]byte, 4096)); err == nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/imsue/imsue/imscore"
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/test/uml/netlab"
 )
@@ -752,14 +753,12 @@ func (env *interop) snapshot(t *testing.T, ip netip.Addr) *saSnapshot {
 // waitSnapshot polls until ok accepts a snapshot, or returns the last one.
 func (env *interop) waitSnapshot(t *testing.T, ip netip.Addr, timeout time.Duration, ok func(*saSnapshot) bool) *saSnapshot {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := env.snapshot(t, ip)
-		if ok(s) || time.Now().After(deadline) {
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var s *saSnapshot
+	testenv.Poll(timeout, func() bool {
+		s = env.snapshot(t, ip)
+		return ok(s)
+	})
+	return s
 }
 
 // states lists the ESP states to or from ip.

@@ -104,3 +104,42 @@ func TestPcapRedactsKeys(t *testing.T) {
 		t.Errorf("the capture carries the key: %q", b.Bytes())
 	}
 }
+
+// The reader beside the writer: what TextTracer writes, ReadTrace reads
+// back, with other lines apart; a head that contradicts itself is an error.
+func TestReadTraceRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	tr := NewTextTracer(&b)
+	at := time.Date(2025, 11, 27, 6, 52, 1, 123456000, time.UTC)
+	tr.WritePacket(Packet{Time: at, Sent: true, Network: "udp", Local: netip.MustParseAddrPort("10.77.0.1:5060"), Remote: netip.MustParseAddrPort("10.77.0.2:5060"),
+		Data: []byte("REGISTER sip:ims.example SIP/2.0\r\nCSeq: 1 REGISTER\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n")})
+	b.WriteString("imsue: a diagnostic line\n")
+	tr.WritePacket(Packet{Time: at, Network: "tcp", Local: netip.MustParseAddrPort("[fd77::1]:7200"), Remote: netip.MustParseAddrPort("[fd77::2]:7100"),
+		Data: []byte("NOTIFY sip:ue SIP/2.0\r\nCSeq: 2 NOTIFY\r\nContent-Length: 5\r\n\r\n<x/>\n")})
+	var other []string
+	var msgs []*TraceMessage
+	s := TraceScanner{Message: func(m *TraceMessage) { msgs = append(msgs, m) }, Other: func(l string) { other = append(other, l) }}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if err := s.Line(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Flush()
+	if len(msgs) != 2 || len(other) != 1 {
+		t.Fatalf("%d messages, other %q", len(msgs), other)
+	}
+	if m := msgs[0]; !m.Sent || m.Network != "udp" || m.Method() != "REGISTER" || m.Expires() != 600 || !m.Time.Equal(at) || m.Dst() != netip.MustParseAddrPort("10.77.0.2:5060") {
+		t.Errorf("message 0: %v", m)
+	}
+	if m := msgs[1]; m.Sent || m.Src() != netip.MustParseAddrPort("[fd77::2]:7100") || m.Lines[len(m.Lines)-1] != "<x/>" {
+		t.Errorf("message 1: %v %q", m, m.Lines)
+	}
+	for _, bad := range []string{
+		"--- 2025-11-27T06:52:01.100000Z sent UDP 10.77.0.21:5060 <- 10.77.0.2:5060 (612 bytes)", // arrow contradicts
+		"--- 2025-11-27T06:52:01.100000Z recv TCP 10.0.0.1:99999 <- 10.0.0.2:2 (5 bytes)",
+	} {
+		if err := (&TraceScanner{}).Line(bad); err == nil {
+			t.Errorf("%q read as a message head", bad)
+		}
+	}
+}

@@ -1,13 +1,9 @@
 package esp_test
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,86 +11,26 @@ import (
 	"github.com/imsue/imsue/sipnet"
 )
 
-// traceMsg is one SIP message of `imsue register --trace` (sipclient's
-// TextTracer format): the UE's own view of what it sent and received, with
-// the transport and the exact addresses, which is how the tests find the SA
-// that must have carried each message.
+// traceMsg is one SIP message of `imsue register --trace`, as sipnet's
+// trace reader reads it: the UE's own view of what it sent and received,
+// with the transport and the exact addresses, which is how the tests find
+// the SA that must have carried each message. Text is its start line and
+// headers, \n separated (no body).
 type traceMsg struct {
-	Time          time.Time
-	Sent          bool
-	Network       string // "udp" or "tcp"
-	Local, Remote netip.AddrPort
-	Size          int    // bytes on the wire
-	Text          string // start line and headers, \n separated (no body)
+	sipnet.TraceMessage
+	Text string
 }
 
-// Src and Dst are the message's source and destination.
-func (m traceMsg) Src() netip.AddrPort {
-	if m.Sent {
-		return m.Local
-	}
-	return m.Remote
-}
-
-func (m traceMsg) Dst() netip.AddrPort {
-	if m.Sent {
-		return m.Remote
-	}
-	return m.Local
-}
-
-// StartLine is the message's first line.
-func (m traceMsg) StartLine() string {
-	line, _, _ := strings.Cut(m.Text, "\n")
-	return line
-}
-
-// Header returns the first value of the named header (full name,
-// case-insensitive), "" when absent.
-func (m traceMsg) Header(name string) string {
-	for _, line := range strings.Split(m.Text, "\n")[1:] {
-		if line == "" {
-			break // end of headers
+func newTraceMsg(m *sipnet.TraceMessage) traceMsg {
+	var b strings.Builder
+	for _, l := range m.Lines {
+		if l == "" {
+			break
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
+		b.WriteString(l)
+		b.WriteByte('\n')
 	}
-	return ""
-}
-
-// CSeq returns the CSeq number and method.
-func (m traceMsg) CSeq() (uint32, string) {
-	num, method, _ := strings.Cut(m.Header("CSeq"), " ")
-	n, err := strconv.ParseUint(num, 10, 32)
-	if err != nil {
-		return 0, ""
-	}
-	return uint32(n), strings.TrimSpace(method)
-}
-
-// Status is the response code, 0 for a request.
-func (m traceMsg) Status() int {
-	rest, ok := strings.CutPrefix(m.StartLine(), "SIP/2.0 ")
-	if !ok {
-		return 0
-	}
-	code, _, _ := strings.Cut(rest, " ")
-	n, err := strconv.Atoi(code)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
-// Method is the request method, "" for a response.
-func (m traceMsg) Method() string {
-	if m.Status() != 0 {
-		return ""
-	}
-	method, _, _ := strings.Cut(m.StartLine(), " ")
-	return method
+	return traceMsg{TraceMessage: *m, Text: b.String()}
 }
 
 // Protected reports whether m is a REGISTER carrying Security-Verify, i.e.
@@ -103,96 +39,35 @@ func (m traceMsg) Protected() bool {
 	return m.Method() == "REGISTER" && m.Header("Security-Verify") != ""
 }
 
-func (m traceMsg) String() string {
-	dir := "recv"
-	if m.Sent {
-		dir = "sent"
-	}
-	return fmt.Sprintf("%s %s %v→%v %q", dir, m.Network, m.Src(), m.Dst(), m.StartLine())
-}
-
-// traceHeader is the line TextTracer writes before each message.
-var traceHeader = regexp.MustCompile(`^--- (\S+) (sent|recv) (UDP|TCP) (\S+) (->|<-) (\S+) \((\d+) bytes\)$`)
-
-// traceParser splits TextTracer output into messages. A message is
-// emitted at the empty line that ends its headers, so that a waiting test
-// sees it at once rather than when the next message comes; its body and any
-// line outside a message (imsue's own warnings) are ignored.
+// traceParser splits TextTracer output, fed line by line, into messages.
 type traceParser struct {
-	cur  *traceMsg
-	text strings.Builder
-	out  func(traceMsg)
+	out func(traceMsg)
+	s   *sipnet.TraceScanner
 }
 
 // line feeds one line (without its newline).
 func (p *traceParser) line(s string) error {
-	if f := traceHeader.FindStringSubmatch(s); f != nil {
-		p.flush()
-		m, err := parseTraceHeader(f)
-		if err != nil {
-			return fmt.Errorf("trace header %q: %w", s, err)
-		}
-		p.cur = &m
-		return nil
+	if p.s == nil {
+		p.s = &sipnet.TraceScanner{Message: func(m *sipnet.TraceMessage) { p.out(newTraceMsg(m)) }}
 	}
-	if p.cur != nil && s == "" {
-		p.flush()
-		return nil
-	}
-	if p.cur != nil {
-		p.text.WriteString(s)
-		p.text.WriteByte('\n')
-	}
-	return nil
+	return p.s.Line(s)
 }
 
 // flush emits the message being collected.
 func (p *traceParser) flush() {
-	if p.cur == nil {
-		return
+	if p.s != nil {
+		p.s.Flush()
 	}
-	p.cur.Text = strings.TrimRight(p.text.String(), "\n") + "\n"
-	p.out(*p.cur)
-	p.cur = nil
-	p.text.Reset()
-}
-
-func parseTraceHeader(f []string) (traceMsg, error) {
-	var m traceMsg
-	var err error
-	if m.Time, err = time.Parse("2006-01-02T15:04:05.000000Z", f[1]); err != nil {
-		return m, fmt.Errorf("time: %w", err)
-	}
-	m.Sent = f[2] == "sent"
-	if m.Sent != (f[5] == "->") {
-		return m, fmt.Errorf("direction %s with arrow %s", f[2], f[5])
-	}
-	m.Network = strings.ToLower(f[3])
-	if m.Local, err = netip.ParseAddrPort(f[4]); err != nil {
-		return m, fmt.Errorf("local address: %w", err)
-	}
-	if m.Remote, err = netip.ParseAddrPort(f[6]); err != nil {
-		return m, fmt.Errorf("remote address: %w", err)
-	}
-	if m.Size, err = strconv.Atoi(f[7]); err != nil || m.Size < 0 {
-		return m, fmt.Errorf("size %q", f[7])
-	}
-	return m, nil
 }
 
 // parseTrace parses a whole trace.
 func parseTrace(r io.Reader) ([]traceMsg, error) {
-	var out []traceMsg
-	p := traceParser{out: func(m traceMsg) { out = append(out, m) }}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		if err := p.line(sc.Text()); err != nil {
-			return out, err
-		}
+	msgs, err := sipnet.ReadTrace(r)
+	out := make([]traceMsg, len(msgs))
+	for i, m := range msgs {
+		out[i] = newTraceMsg(m)
 	}
-	p.flush()
-	return out, sc.Err()
+	return out, err
 }
 
 // traceSample is what sipclient's TextTracer writes for two messages of a

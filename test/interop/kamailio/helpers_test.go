@@ -104,26 +104,6 @@ func TestTraceLogWaitFor(t *testing.T) {
 	}
 }
 
-func TestParseTraceHead(t *testing.T) {
-	tests := []struct {
-		line string
-		ok   bool
-	}{
-		{"--- 2025-11-27T06:52:01.100000Z sent UDP 10.77.0.21:5060 -> 10.77.0.2:5060 (612 bytes)", true},
-		{"--- 2025-11-27T06:52:01.100000Z recv TCP [fd77::1]:5060 <- [fd77::2]:7200 (1 bytes)", true},
-		{"--- 2025-11-27T06:52:01.100000Z sent UDP 10.77.0.21:5060 <- 10.77.0.2:5060 (612 bytes)", false}, // arrow contradicts
-		{"--- 2025-11-27T06:52:01.100000Z sent SCTP 10.77.0.21:5060 -> 10.77.0.2:5060 (612 bytes)", false},
-		{"--- x sent UDP 10.77.0.21 -> 10.77.0.2:5060 (612 bytes)", false},
-		{"REGISTER sip:x SIP/2.0", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if _, ok := parseTraceHead(tt.line); ok != tt.ok {
-			t.Errorf("parseTraceHead(%q) ok = %v, want %v", tt.line, ok, tt.ok)
-		}
-	}
-}
-
 func TestSameKey(t *testing.T) {
 	ik := []byte{0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 0x10}
 	padded := append(append([]byte(nil), ik...), 0, 0, 0, 0)

@@ -5,108 +5,23 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/netip"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/imsue/imsue/sipnet"
 )
 
-// traceMsg is one SIP message of imsue's --trace output (sipclient's
-// TextTracer): where it crossed which socket, and its text.
-type traceMsg struct {
-	Sent    bool
-	Network string // "UDP" or "TCP"
-	Local   netip.AddrPort
-	Remote  netip.AddrPort
-	Lines   []string // start line, headers, blank line, body
-}
-
-// StartLine is the request or status line.
-func (m *traceMsg) StartLine() string {
-	if len(m.Lines) == 0 {
-		return ""
-	}
-	return m.Lines[0]
-}
-
-// Status is the status code of a response, 0 for a request.
-func (m *traceMsg) Status() int {
-	rest, ok := strings.CutPrefix(m.StartLine(), "SIP/2.0 ")
-	if !ok || len(rest) < 3 {
-		return 0
-	}
-	n, err := strconv.Atoi(rest[:3])
-	if err != nil {
-		return 0
-	}
-	return n
-}
+// traceMsg is one SIP message of imsue's --trace output, as sipnet's
+// trace reader reads it.
+type traceMsg struct{ sipnet.TraceMessage }
 
 // Method is the request method, or for a response the CSeq method.
 func (m *traceMsg) Method() string {
 	if m.Status() == 0 {
-		method, _, _ := strings.Cut(m.StartLine(), " ")
-		return method
+		return m.TraceMessage.Method()
 	}
-	cseq := strings.Fields(m.Header("CSeq"))
-	if len(cseq) != 2 {
-		return ""
-	}
-	return cseq[1]
-}
-
-// Headers returns the values of every header named name (case-insensitive,
-// full names only), in order.
-func (m *traceMsg) Headers(name string) []string {
-	var out []string
-	for _, l := range m.Lines[min(1, len(m.Lines)):] {
-		if l == "" {
-			break // end of the header section
-		}
-		n, v, ok := strings.Cut(l, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(n), name) {
-			out = append(out, strings.TrimSpace(v))
-		}
-	}
-	return out
-}
-
-// Header returns the first value of the header name, or "".
-func (m *traceMsg) Header(name string) string {
-	if v := m.Headers(name); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// Expires is the Expires header of the message, -1 when absent or invalid.
-func (m *traceMsg) Expires() int {
-	n, err := strconv.Atoi(m.Header("Expires"))
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// traceHead matches the first line of each message block:
-//
-//	--- 2025-11-27T06:52:01.123456Z sent UDP 10.77.0.1:5060 -> 10.77.0.2:5060 (845 bytes)
-var traceHead = regexp.MustCompile(`^--- \S+ (sent|recv) (UDP|TCP) (\S+) (->|<-) (\S+) \(\d+ bytes\)$`)
-
-// parseTraceHead parses a block's first line; ok is false for any other line.
-func parseTraceHead(line string) (m traceMsg, ok bool) {
-	f := traceHead.FindStringSubmatch(line)
-	if f == nil {
-		return m, false
-	}
-	local, err1 := netip.ParseAddrPort(f[3])
-	remote, err2 := netip.ParseAddrPort(f[5])
-	if err1 != nil || err2 != nil || (f[1] == "sent") != (f[4] == "->") {
-		return m, false
-	}
-	return traceMsg{Sent: f[1] == "sent", Network: f[2], Local: local, Remote: remote}, true
+	_, method := m.CSeq()
+	return method
 }
 
 // traceLog collects the messages of a running imsue from its stderr and
@@ -127,52 +42,29 @@ func (tl *traceLog) read(r io.Reader, raw io.Writer) {
 	if raw != nil {
 		r = io.TeeReader(r, raw)
 	}
+	other := func(line string) {
+		tl.mu.Lock()
+		tl.other = append(tl.other, line)
+		tl.mu.Unlock()
+	}
+	s := sipnet.TraceScanner{
+		Message: func(m *sipnet.TraceMessage) {
+			tl.mu.Lock()
+			tl.msgs = append(tl.msgs, &traceMsg{*m})
+			close(tl.changed)
+			tl.changed = make(chan struct{})
+			tl.mu.Unlock()
+		},
+		Other: other,
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var cur *traceMsg
-	flush := func() {
-		if cur == nil {
-			return
-		}
-		// The tracer ends each block with one blank line.
-		for len(cur.Lines) > 0 && cur.Lines[len(cur.Lines)-1] == "" {
-			cur.Lines = cur.Lines[:len(cur.Lines)-1]
-		}
-		tl.mu.Lock()
-		tl.msgs = append(tl.msgs, cur)
-		close(tl.changed)
-		tl.changed = make(chan struct{})
-		tl.mu.Unlock()
-		cur = nil
-	}
-	inBody := false // past the blank line that ends the headers
 	for sc.Scan() {
-		line := sc.Text()
-		if m, ok := parseTraceHead(line); ok {
-			flush()
-			cur, inBody = &m, false
-			continue
-		}
-		switch {
-		case cur == nil:
-			if line != "" {
-				tl.mu.Lock()
-				tl.other = append(tl.other, line)
-				tl.mu.Unlock()
-			}
-		case !inBody && line == "":
-			// The end of the headers. Without a body the tracer's blank line
-			// ends the block: what follows is imsue's own output.
-			cur.Lines = append(cur.Lines, line)
-			inBody = true
-			if n, err := strconv.Atoi(cur.Header("Content-Length")); err == nil && n == 0 {
-				flush()
-			}
-		default:
-			cur.Lines = append(cur.Lines, line)
+		if err := s.Line(sc.Text()); err != nil {
+			other(sc.Text()) // looks like a message head, but is not one
 		}
 	}
-	flush()
+	s.Flush()
 	tl.mu.Lock()
 	tl.done = true
 	close(tl.changed)

@@ -79,7 +79,7 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 	tx := &ClientTx{
 		t: t, key: clientKey(branch, req.Method), method: method, accept: r.Accept,
 		final: make(chan *Inbound, 1), prov: make(chan struct{}, 1), conn: conn,
-		ended: make(chan struct{}), Route: r.String(),
+		ended: make(chan struct{}),
 	}
 	tx.send = func() error { return send(data) }
 	if r.Gate != nil {

@@ -153,7 +153,9 @@ func (c *Conn) read() {
 		defer idle.Stop()
 	}
 	var buf []byte
-	chunk := make([]byte, 16384)
+	cp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(cp)
+	chunk := *cp
 	crlf := 0 // CRLF bytes seen since the last message, across reads
 	for {
 		n, err := c.sc.Read(chunk)
@@ -191,6 +193,9 @@ func (c *Conn) read() {
 		}
 	}
 }
+
+// chunkBufs recycles the TCP read chunks (16 KiB a connection).
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 16384); return &b }}
 
 func (c *Conn) pong() {
 	c.wmu.Lock()

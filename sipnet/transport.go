@@ -324,9 +324,16 @@ func (t *Transport) emit(p Packet) {
 	}
 }
 
+// readBufs recycles the 64 KiB UDP read buffers: every SA set binds new
+// ports with their own readers (port_uc at the UE, port_pc at the
+// P-CSCF), so a registration would otherwise allocate several of them.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
+
 func (t *Transport) readUDP(c PacketConn, local netip.AddrPort) {
 	defer t.wg.Done()
-	buf := make([]byte, 65536)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
 	for {
 		n, from, err := c.ReadFrom(buf)
 		if err != nil {

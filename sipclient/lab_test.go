@@ -1,18 +1,17 @@
 package sipclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/imsue/imsue/imscore"
+	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/isim"
 	"github.com/imsue/imsue/sipnet"
@@ -112,30 +111,12 @@ func softISIM(t testing.TB, n int) *isim.Software {
 	return s
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer for traces.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // ue builds a Client for lab subscriber 1 against core with ephemeral
 // ports, a short T1 (Timer F = 640 ms) and a Recorder backend.
-func ue(t testing.TB, core *imscore.Core, mod func(*Config)) (*Client, *ipsec.Recorder, *syncBuffer) {
+func ue(t testing.TB, core *imscore.Core, mod func(*Config)) (*Client, *ipsec.Recorder, *testenv.SyncBuffer) {
 	t.Helper()
 	rec := &ipsec.Recorder{}
-	trace := &syncBuffer{}
+	trace := &testenv.SyncBuffer{}
 	cfg := Config{
 		Auth:         softISIM(t, 1),
 		PCSCF:        core.Addr(),

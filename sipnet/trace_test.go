@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsue/imsue/internal/testenv"
 )
 
 func parseResponse(t testing.TB, text string) *sip.Response {
@@ -18,24 +19,6 @@ func parseResponse(t testing.TB, text string) *sip.Response {
 		t.Fatal(err)
 	}
 	return msg.(*sip.Response)
-}
-
-// syncBuffer is a bytes.Buffer safe for the tracer's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestViaDestination(t *testing.T) {
@@ -60,7 +43,7 @@ func TestViaDestination(t *testing.T) {
 }
 
 func TestTextTracerRedactsKeys(t *testing.T) {
-	var b syncBuffer
+	var b testenv.SyncBuffer
 	tr := NewTextTracer(&b)
 	msg := "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", ck=\"00112233445566778899aabbccddeeff\",ik=\"ffeeddccbbaa99887766554433221100\"\r\n\r\n"
 	tr.WritePacket(Packet{Time: time.Unix(0, 0), Network: "udp",

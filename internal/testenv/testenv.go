@@ -9,8 +9,10 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -42,4 +44,24 @@ func NeedCommand(t testing.TB, name string) string {
 		Missing(t, name+" not on PATH")
 	}
 	return p
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a tracer
+// writing from several socket goroutines) and a reading test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

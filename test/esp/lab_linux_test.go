@@ -446,33 +446,9 @@ func (u *ueProc) stderrText() string {
 	return u.stderr.String()
 }
 
-// result is the part of `imsue register --json` the tests read.
-type result struct {
-	Result   string `json:"result"`
-	Security *struct {
-		Alg    ipsec.Auth `json:"alg"`
-		EAlg   ipsec.Enc  `json:"ealg"`
-		SPIuc  uint32     `json:"spi_uc"`
-		SPIus  uint32     `json:"spi_us"`
-		SPIpc  uint32     `json:"spi_pc"`
-		SPIps  uint32     `json:"spi_ps"`
-		PortUC uint16     `json:"port_uc"`
-		PortUS uint16     `json:"port_us"`
-		PortPC uint16     `json:"port_pc"`
-		PortPS uint16     `json:"port_ps"`
-	} `json:"security"`
-	TimingsMS      map[string]float64 `json:"timings_ms"`
-	Deregistration *struct {
-		Confirmed bool   `json:"confirmed"`
-		Reason    string `json:"reason"`
-	} `json:"deregistration"`
-	ExitCode int    `json:"exit_code"`
-	Error    string `json:"error"`
-}
-
-func (u *ueProc) result(t testing.TB) result {
+func (u *ueProc) result(t testing.TB) netlab.RegisterResult {
 	t.Helper()
-	var r result
+	var r netlab.RegisterResult
 	if err := json.Unmarshal(u.stdout.Bytes(), &r); err != nil {
 		t.Fatalf("imsue --json: %v\n%s", err, u.stdout.String())
 	}

@@ -156,7 +156,7 @@ func registerCase(t *testing.T, lab *netlab.Lab, core *labCore, profile, name st
 		t.Fatalf("imsue after SIGTERM: %v\n%s\n%s", err, u.stdout.String(), u.stderrText())
 	}
 	res := u.result(t)
-	if res.Result != "registered" || res.Security == nil || res.Security.Alg != alg || res.Security.EAlg != ealg ||
+	if res.Result != "registered" || res.Security == nil || res.Security.Alg != string(alg) || res.Security.EAlg != string(ealg) ||
 		res.Security.SPIps != spi[0] || res.Deregistration == nil || !res.Deregistration.Confirmed {
 		t.Errorf("imsue --json: %s", u.stdout.String())
 	}

@@ -293,10 +293,10 @@ func checkMoved(t *testing.T, s *saSnapshot, tl *traceLog, ok200 *traceMsg) {
 }
 
 // checkResult: the SA set imsue reports is the one both kernels hold.
-func checkResult(t *testing.T, s *saSnapshot, r *registerResult, c ueCase) {
+func checkResult(t *testing.T, s *saSnapshot, r *netlab.RegisterResult, c ueCase) {
 	t.Helper()
 	sec := r.Security
-	if sec.Alg != c.alg || sec.EAlg != c.ealg {
+	if sec.Alg != string(c.alg) || sec.EAlg != string(c.ealg) {
 		t.Errorf("imsue reports %s/%s, offered %s/%s", sec.Alg, sec.EAlg, c.alg, c.ealg)
 	}
 	want := []struct {
@@ -320,30 +320,6 @@ func checkResult(t *testing.T, s *saSnapshot, r *registerResult, c ueCase) {
 			t.Errorf("imsue's JSON names spi %#x %d→%d, absent from the kernel:\n%s", w.spi, w.sport, w.dport, s)
 		}
 	}
-}
-
-// registerResult is the part of what `imsue register --json` prints that
-// the tests read (the CLI's JSON contract).
-type registerResult struct {
-	Result   string `json:"result"`
-	Security *struct {
-		Alg    ipsec.Auth `json:"alg"`
-		EAlg   ipsec.Enc  `json:"ealg"`
-		SPIuc  uint32     `json:"spi_uc"`
-		SPIus  uint32     `json:"spi_us"`
-		SPIpc  uint32     `json:"spi_pc"`
-		SPIps  uint32     `json:"spi_ps"`
-		PortUC uint16     `json:"port_uc"`
-		PortUS uint16     `json:"port_us"`
-		PortPC uint16     `json:"port_pc"`
-		PortPS uint16     `json:"port_ps"`
-	} `json:"security"`
-	TimingsMS      map[string]float64 `json:"timings_ms"`
-	Deregistration *struct {
-		Confirmed bool   `json:"confirmed"`
-		Reason    string `json:"reason"`
-	} `json:"deregistration"`
-	Error string `json:"error"`
 }
 
 // ueProc is one running `imsue register`.
@@ -388,7 +364,7 @@ func (env *interop) startUE(t *testing.T, c ueCase, args []string) *ueProc {
 }
 
 // stop sends SIGTERM (imsue de-registers and exits 0) and returns its JSON.
-func (u *ueProc) stop(t *testing.T) *registerResult {
+func (u *ueProc) stop(t *testing.T) *netlab.RegisterResult {
 	t.Helper()
 	if err := u.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM to imsue: %v", err)
@@ -401,7 +377,7 @@ func (u *ueProc) stop(t *testing.T) *registerResult {
 	case <-time.After(deregTimeout + 10*time.Second):
 		u.fail(t, errors.New("imsue still running 10 s after its de-registration timeout"))
 	}
-	var r registerResult
+	var r netlab.RegisterResult
 	if err := json.Unmarshal(u.stdout.Bytes(), &r); err != nil {
 		u.fail(t, fmt.Errorf("imsue --json output: %w", err))
 	}

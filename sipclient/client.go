@@ -120,11 +120,15 @@ type Client struct {
 	events chan *notifyEvent
 
 	// Registration state, guarded by op.
-	op        sync.Mutex
-	callID    string
-	cseq      uint32
-	cur, old  *saState // the set in use, and the one it replaced until retired
-	lastAuthz string   // Authorization of the last successful REGISTER
+	op     sync.Mutex
+	callID string
+	cseq   uint32
+	// sets is the lifecycle of the registration's SA sets (TS 33.203 §7.4):
+	// the pending (temporary), current and old set, and when each goes.
+	// sas holds what the UE agreed for each set sets tracks.
+	sets      mt.Lifecycle
+	sas       map[uint64]*saState
+	lastAuthz string // Authorization of the last successful REGISTER
 	reg       *Registration
 	refreshAt time.Time
 	sub       *subscription
@@ -142,6 +146,7 @@ func New(cfg Config) (*Client, error) {
 		s:         s,
 		installed: map[uint64]*ipsec.SASet{},
 		withdrawn: map[uint64]bool{},
+		sas:       map[uint64]*saState{},
 		events:    make(chan *notifyEvent, 16),
 	}
 	if cfg.Identity != nil {
@@ -297,7 +302,9 @@ func (c *Client) Close() error {
 		delete(c.withdrawn, set.ID)
 		c.mu.Unlock()
 	}
-	c.cur, c.old, c.reg = nil, nil, nil
+	c.sets.Clear()
+	clear(c.sas)
+	c.reg = nil
 	c.tp.Close()
 	return errors.Join(errs...)
 }

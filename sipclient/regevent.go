@@ -77,8 +77,8 @@ func (c *Client) subscribe(ctx context.Context) {
 		c.setSubscription(s)
 	}
 	rt := c.unprotectedRoute()
-	if c.cur != nil {
-		rt = c.protectedRoute(c.cur)
+	if cur := c.current(); cur != nil {
+		rt = c.protectedRoute(cur)
 	}
 	req := c.buildSubscribe(s, rt.Network)
 	in, err := c.transact(ctx, req, rt)
@@ -124,8 +124,8 @@ func (c *Client) subscribe(ctx context.Context) {
 // the Service-Route of the registration.
 func (c *Client) preloadedRoute() []string {
 	port := c.s.pcscf.Port()
-	if c.cur != nil {
-		port = c.cur.pcscf.PortS
+	if cur := c.current(); cur != nil {
+		port = cur.pcscf.PortS
 	}
 	r := []string{"<sip:" + netip.AddrPortFrom(c.s.pcscf.Addr(), port).String() + ";lr>"}
 	if c.reg != nil {
@@ -195,9 +195,8 @@ func (c *Client) acceptNotify(in *sipnet.Inbound, req *sip.Request) *notifyEvent
 // onNotify acts on a reg-event NOTIFY (reginfo.Decide gives the rules).
 func (c *Client) onNotify(ctx context.Context, ev *notifyEvent) error {
 	// Traffic on the new set: the old one can go (TS 33.203 §7.4).
-	if c.old != nil && c.carried(c.cur, ev.in) {
-		c.removeLogged(ctx, c.old)
-		c.old = nil
+	if cur := c.current(); cur != nil && c.carried(cur, ev.in) {
+		c.applyLogged(ctx, c.sets.Traffic(time.Now(), cur.set.ID))
 	}
 	s := c.sub
 	if s == nil || c.reg == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/imsue/imsue/isim"
+	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipnet"
 )
 
@@ -44,7 +45,7 @@ func (c *Client) Register(ctx context.Context) (*Registration, error) {
 func (c *Client) Deregister(ctx context.Context) (confirmed bool, err error) {
 	c.op.Lock()
 	defer c.op.Unlock()
-	if c.reg == nil && c.cur == nil {
+	if c.reg == nil && c.current() == nil {
 		return false, ErrNotRegistered
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.s.deregWait)
@@ -87,20 +88,13 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 	if c.callID == "" {
 		c.callID, c.lastAuthz = newCallID(), "" // a new registration: a new Call-ID
 	}
-	// Keep at most one old and one new set (TS 33.203 §7.4): a set still
-	// waiting for traffic on its successor goes before a newer one comes.
-	if c.old != nil {
-		c.removeLogged(ctx, c.old)
-		c.old = nil
-	}
-
 	// The first REGISTER: unprotected, or over the current SAs with their
 	// Security-Verify and the last Authorization (TS 24.229 §5.1.1.4.1).
 	first := c.unprotectedRoute()
 	var verify []string
 	authz := c.initialAuthorization()
-	if c.cur != nil {
-		first, verify = c.protectedRoute(c.cur), c.cur.verify
+	if cur := c.current(); cur != nil {
+		first, verify = c.protectedRoute(cur), cur.verify
 		if c.lastAuthz != "" {
 			authz = c.lastAuthz
 		}
@@ -128,8 +122,11 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		switch {
 		case res.StatusCode >= 200 && res.StatusCode < 300:
 			// Accepted without a (new) challenge: the current set, if any,
-			// goes on protecting the registration.
+			// goes on protecting the registration, for the time granted.
 			tm.Total = time.Since(start)
+			if cur := c.current(); cur != nil && expires > 0 {
+				c.extend(cur, grantedExpires(res, c.local, c.portUS, expires))
+			}
 			return c.registered(res, expires, tm), nil
 		case res.StatusCode == sip.StatusIntervalToBrief && !retried423:
 			me, ok := minExpires(res)
@@ -224,7 +221,7 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			return nil, err
 		}
 		t0 = time.Now()
-		ns, err := c.install(ctx, o, mech, verifyNew, r.CK, r.IK)
+		ns, err := c.install(ctx, o, mech, verifyNew, r.CK, r.IK, mt.Challenge{CallID: c.callID, CSeq: res.CSeq().SeqNo, Nonce: ch.Nonce})
 		clear(password)
 		clear(r.RES)
 		r.CK, r.IK = [16]byte{}, [16]byte{}
@@ -239,58 +236,59 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		res2, in2, err := send(ctx, authz, client, verifyNew, c.protectedRoute(ns))
 		tm.Protected = time.Since(t0)
 		if err != nil {
-			c.removeLogged(ctx, ns)
+			c.applyLogged(ctx, c.sets.Abort(time.Now()))
 			return nil, err
 		}
 		if res2.StatusCode < 200 || res2.StatusCode >= 300 {
 			// Failed authentication drops the new set; an old one stays.
-			c.removeLogged(ctx, ns)
+			c.applyLogged(ctx, c.sets.Abort(time.Now()))
 			return nil, statusError("REGISTER", res2)
 		}
 		tm.Total = time.Since(start)
-		c.establish(ctx, ns, in2)
+		c.establish(ctx, ns, in2, grantedExpires(res2, c.local, c.portUS, expires))
 		c.lastAuthz = authz
 		return c.registered(res2, expires, tm), nil
 	}
 }
 
-// establish makes ns the set in use after its 200 OK. The set it replaces
-// goes at once if the 200 came over ns (traffic on the new set, TS 33.203
-// §7.4), else when the next message does, or before the next registration.
-func (c *Client) establish(ctx context.Context, ns *saState, in *sipnet.Inbound) {
-	ns.established = true
-	prev := c.cur
-	c.cur = ns
+// establish makes ns, the pending set, the one in use after its 200 OK
+// granted expires (TS 33.203 §7.4). The set it replaces goes at once if the
+// 200 came over ns (traffic on the new set), else when the next message
+// does, or when the next challenge brings a newer set.
+func (c *Client) establish(ctx context.Context, ns *saState, in *sipnet.Inbound, granted time.Duration) {
 	c.respPort.Store(uint32(ns.ue.PortC))
-	if prev == nil {
-		return
+	if granted <= 0 {
+		return // a de-registration: the caller clears every set next
+	}
+	now := time.Now()
+	acts, err := c.sets.Registered(now, ns.set.ID, granted)
+	if err != nil {
+		c.s.log.Warn("SA set lifecycle", "err", err)
 	}
 	if c.carried(ns, in) {
-		c.removeLogged(ctx, prev)
-		return
+		acts = append(acts, c.sets.Traffic(now, ns.set.ID)...)
 	}
-	c.old = prev
+	c.applyLogged(ctx, acts)
 }
 
-func (c *Client) removeLogged(ctx context.Context, s *saState) {
-	if err := c.remove(ctx, s); err != nil {
-		c.s.log.Warn("removing an SA set failed", "err", err)
+// extend records a 200 OK over the current set that brought no new set: its
+// lifetime follows the expiry granted.
+func (c *Client) extend(cur *saState, granted time.Duration) {
+	if granted <= 0 {
+		return
+	}
+	if _, err := c.sets.Registered(time.Now(), cur.set.ID, granted); err != nil {
+		c.s.log.Warn("SA set lifecycle", "err", err)
 	}
 }
 
 // dropSecurity removes every SA set and forgets the registration's dialog
 // state, so that the next Register starts from scratch.
 func (c *Client) dropSecurity(ctx context.Context) error {
-	var errs []error
-	for _, s := range []*saState{c.old, c.cur} {
-		if err := c.remove(ctx, s); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	c.cur, c.old = nil, nil
+	err := c.apply(ctx, c.sets.Clear())
 	c.respPort.Store(0)
 	c.callID, c.lastAuthz = "", ""
-	return errors.Join(errs...)
+	return err
 }
 
 // registered records the 200 OK of a registration.
@@ -320,8 +318,8 @@ func (c *Client) registered(res *sip.Response, asked time.Duration, tm Timings) 
 	if len(reg.AssociatedURIs) > 0 {
 		reg.IMPU = reg.AssociatedURIs[0]
 	}
-	if c.cur != nil {
-		reg.Security = c.cur.security()
+	if cur := c.current(); cur != nil {
+		reg.Security = cur.security()
 	}
 	c.reg = reg
 	c.refreshAt = now.Add(refreshDelay(reg.Expires))

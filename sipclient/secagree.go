@@ -2,6 +2,7 @@ package sipclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -32,9 +33,6 @@ type saState struct {
 	ue     mt.Params
 	pcscf  mt.Params
 	verify []string // the Security-Server header values, byte for byte
-	// established: the 200 OK for the REGISTER it protected arrived.
-	established bool
-	at          time.Time
 }
 
 // newOffer takes new SPIs and a new port_uc from the mt.Allocator (port_uc
@@ -107,47 +105,92 @@ func (c *Client) saLifetime() time.Duration {
 	return min(c.s.expires+mt.ExpiresMargin, maxLifetime)
 }
 
-// install plans the four SAs from the agreement and CK/IK and installs
-// them. The offer's port_uc becomes the set's.
-func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify []string, ck, ik [16]byte) (*saState, error) {
+// install plans the four SAs from the agreement and CK/IK and makes them
+// the pending set of the lifecycle (which first removes a pending or old
+// set still there: at most one old and one new, TS 33.203 §7.4), then
+// installs them. The offer's port_uc becomes the set's.
+func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify []string, ck, ik [16]byte, chal mt.Challenge) (*saState, error) {
 	pc := m.Params()
 	ep := mt.Endpoints{UE: c.local, PCSCF: c.s.pcscf.Addr()}
 	set, err := mt.PlanUE(ep, o.params, pc, m, ck, ik, c.saLifetime())
 	if err != nil {
 		return nil, fmt.Errorf("planning the SA set: %w", err)
 	}
-	if err := c.s.backend.Install(ctx, set); err != nil {
-		return nil, &IPsecError{Op: "install", Set: set.ID, Err: err}
+	acts, err := c.sets.Challenged(time.Now(), chal, set)
+	if err != nil {
+		return nil, fmt.Errorf("SA set lifecycle: %w", err)
 	}
-	c.mu.Lock()
-	c.installed[set.ID] = set
-	c.mu.Unlock()
+	s := &saState{set: set, mech: m, ue: o.params, pcscf: pc, verify: verify}
+	c.sas[set.ID] = s
+	if err := c.apply(ctx, acts); err != nil {
+		// Forget the pending set; the offer's port and SPIs go with it.
+		c.applyLogged(ctx, c.sets.Abort(time.Now()))
+		return nil, err
+	}
 	c.s.log.Info("SA set installed", "set", set.ID, "alg", m.Alg, "ealg", m.EAlg,
 		"spi_uc", o.params.SPIc, "spi_us", o.params.SPIs, "spi_pc", pc.SPIc, "spi_ps", pc.SPIs,
 		"port_uc", o.params.PortC, "port_us", o.params.PortS, "port_pc", pc.PortC, "port_ps", pc.PortS)
-	return &saState{set: set, mech: m, ue: o.params, pcscf: pc, verify: verify, at: time.Now()}, nil
+	return s, nil
 }
 
-// remove removes a set through the Backend and releases its port_uc. It
-// always releases the port; the Backend error, if any, is returned.
-func (c *Client) remove(ctx context.Context, s *saState) error {
-	if s == nil {
-		return nil
+// apply carries out the lifecycle's actions in order through the Backend:
+// installs, and removals (with their port_uc and SPIs released). An
+// extension needs nothing: ipsec.Backend cannot change an installed SA's
+// lifetime, so SAs are planned with the longest one (saLifetime). It
+// stops at the first failed install; removals go on past a failure.
+func (c *Client) apply(ctx context.Context, acts []mt.Action) error {
+	var errs []error
+	for _, a := range acts {
+		switch a.Op {
+		case mt.OpInstall:
+			if err := c.s.backend.Install(ctx, a.Set); err != nil {
+				return errors.Join(append(errs, &IPsecError{Op: "install", Set: a.Set.ID, Err: err})...)
+			}
+			c.mu.Lock()
+			c.installed[a.Set.ID] = a.Set
+			c.mu.Unlock()
+		case mt.OpRemove:
+			if err := c.remove(ctx, a.Set, a.Local); err != nil {
+				errs = append(errs, err)
+			}
+			delete(c.sas, a.Set.ID)
+			c.s.log.Info("SA set removed", "set", a.Set.ID, "reason", a.Reason.String())
+		}
 	}
-	c.tp.Release(netip.AddrPortFrom(c.local, s.ue.PortC))
-	c.alloc.Release(s.ue)
+	return errors.Join(errs...)
+}
+
+func (c *Client) applyLogged(ctx context.Context, acts []mt.Action) {
+	if err := c.apply(ctx, acts); err != nil {
+		c.s.log.Warn("removing an SA set failed", "err", err)
+	}
+}
+
+// current is the established set in use, or nil.
+func (c *Client) current() *saState {
+	if e := c.sets.Current(); e != nil {
+		return c.sas[e.Set.ID]
+	}
+	return nil
+}
+
+// remove removes a set through the Backend and releases its port_uc and
+// SPIs (local). It always releases them; the Backend error, if any, is
+// returned.
+func (c *Client) remove(ctx context.Context, set *ipsec.SASet, local mt.Params) error {
+	c.tp.Release(netip.AddrPortFrom(c.local, local.PortC))
+	c.alloc.Release(local)
 	// A cancelled caller context must not leave SAs behind.
 	ctx = context.WithoutCancel(ctx)
-	c.withdraw(s.set.ID)
-	err := c.s.backend.Remove(ctx, s.set)
+	c.withdraw(set.ID)
+	err := c.s.backend.Remove(ctx, set)
 	c.mu.Lock()
-	delete(c.installed, s.set.ID)
-	delete(c.withdrawn, s.set.ID)
+	delete(c.installed, set.ID)
+	delete(c.withdrawn, set.ID)
 	c.mu.Unlock()
 	if err != nil {
-		return &IPsecError{Op: "remove", Set: s.set.ID, Err: err}
+		return &IPsecError{Op: "remove", Set: set.ID, Err: err}
 	}
-	c.s.log.Info("SA set removed", "set", s.set.ID)
 	return nil
 }
 

@@ -25,6 +25,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+
+	"github.com/imsue/imsue/internal/regfile"
 )
 
 // espSAHeader is the first line Wireshark itself writes into UAT files.
@@ -147,15 +149,13 @@ type ESPKeysFile struct {
 }
 
 // CreateESPKeysFile creates or truncates path with mode 0600 (an existing
-// file's mode is tightened to 0600 too) and writes the esp_sa header.
+// file's mode is tightened to 0600 too; a symbolic link or anything but a
+// regular file is refused, see regfile.Create) and writes the esp_sa
+// header.
 func CreateESPKeysFile(path string) (*ESPKeysFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := regfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("esp keys file: %w", err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("esp keys file %s: %w", path, err)
 	}
 	if _, err := f.WriteString(espSAHeader); err != nil {
 		f.Close()

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/imsue/imsue/internal/regfile"
 )
 
 // Store keeps the SQN state of one software ISIM.
@@ -86,7 +88,7 @@ func (s *FileStore) Path() string { return s.path }
 // old or the new file, never a mix, because writers rename).
 func (s *FileStore) Load() (SQNState, error) {
 	var st SQNState
-	f, err := os.Open(s.path)
+	f, err := regfile.Open(s.path) // a FIFO is refused, not waited on
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}

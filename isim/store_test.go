@@ -170,6 +170,14 @@ func TestFileStoreUnreadable(t *testing.T) {
 	if _, err := OpenFileStore(""); !errors.As(err, &se) {
 		t.Fatalf("empty path: %v", err)
 	}
+	// A FIFO as the state file is refused at once, never waited on.
+	fifo := filepath.Join(dir, "fifo.sqn")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFileStore(fifo); !errors.As(err, &se) || !strings.Contains(err.Error(), "FIFO") {
+		t.Fatalf("state path is a FIFO: %v", err)
+	}
 }
 
 // TestFileStoreLockWaitsForContext holds the lock through another open file

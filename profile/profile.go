@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imsue/imsue/internal/regfile"
 	"github.com/imsue/imsue/isim"
 )
 
@@ -132,7 +133,7 @@ const maxSize = 64 << 10
 // others can read gets a warning in Warnings (it holds secret keys), not an
 // error, so that a lab on a shared folder still works.
 func Load(path string) (*Profile, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path) // a FIFO is refused, not waited on
 	if err != nil {
 		return nil, &Error{Path: path, Err: unwrapPathError(err)}
 	}
@@ -140,9 +141,6 @@ func Load(path string) (*Profile, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, &Error{Path: path, Err: unwrapPathError(err)}
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &Error{Path: path, Err: errors.New("not a regular file")}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/imsue/imsue/internal/vectors"
@@ -266,6 +267,15 @@ func TestLoadFileErrors(t *testing.T) {
 	}
 	if _, err := Load(dir); !errors.As(err, &pe) || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("a directory: %v", err)
+	}
+	// A FIFO is refused at once; opening it for reading would block until
+	// a writer came (the test binary's deadline then fails the test).
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(fifo); !errors.As(err, &pe) || !strings.Contains(err.Error(), "a FIFO") {
+		t.Fatalf("a FIFO: %v", err)
 	}
 	big := filepath.Join(dir, "big.yaml")
 	if err := os.WriteFile(big, make([]byte, maxSize+10), 0o600); err != nil {

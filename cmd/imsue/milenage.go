@@ -60,6 +60,13 @@ Hex is accepted in either case and printed in lowercase.`,
 				kk, opk, rnd [16]byte
 				cipher       *milenage.Cipher
 			)
+			// An optional flag given with an empty value is a mistake (an
+			// unset shell variable), never "not given".
+			for _, name := range []string{"op", "opc", "sqn", "amf", "auts"} {
+				if cmd.Flags().Changed(name) && cmd.Flag(name).Value.String() == "" {
+					return usageError(fmt.Errorf("--%s: empty value", name))
+				}
+			}
 			if err := hexFlag("k", k, kk[:]); err != nil {
 				return err
 			}

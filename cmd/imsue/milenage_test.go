@@ -160,6 +160,10 @@ func TestMilenageBadFlags(t *testing.T) {
 		{"amf bad", []string{"--k", k, "--opc", opc, "--rand", rand, "--sqn", "000000000001", "--amf", "80000"}, "--amf: want 4 hex digits"},
 		{"amf alone", []string{"--k", k, "--opc", opc, "--rand", rand, "--amf", "8000"}, "--amf: only with --sqn"},
 		{"auts bad", []string{"--k", k, "--opc", opc, "--rand", rand, "--auts", "00"}, "--auts: want 28 hex digits"},
+		{"sqn empty", []string{"--k", k, "--opc", opc, "--rand", rand, "--sqn", ""}, "--sqn: empty value"},
+		{"amf empty", []string{"--k", k, "--opc", opc, "--rand", rand, "--sqn", "000000000001", "--amf", ""}, "--amf: empty value"},
+		{"auts empty", []string{"--k", k, "--opc", opc, "--rand", rand, "--auts", ""}, "--auts: empty value"},
+		{"op empty", []string{"--k", k, "--op", "", "--opc", opc, "--rand", rand}, "--op: empty value"},
 		{"stray argument", []string{"--k", k, "--opc", opc, "--rand", rand, "extra"}, "unknown command"},
 	}
 	for _, tt := range tests {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imsue/imsue/internal/regfile"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipclient"
@@ -315,7 +316,7 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 		cfg.Trace = a.stderr
 	}
 	if f.pcap != "" {
-		file, err := os.OpenFile(f.pcap, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		file, err := regfile.Create(f.pcap) // 0600, no symlink followed
 		if err != nil {
 			return usageError(fmt.Errorf("--pcap: %w", err))
 		}

@@ -75,6 +75,7 @@ MILENAGE calculator, a lab IMS core and PC/SC card access.
 var commands []func(*app) *cobra.Command
 
 func run(args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = textSafe{stdout}, textSafe{stderr}
 	a := &app{stdout: stdout, stderr: stderr}
 	root := newRoot(a)
 	root.SetArgs(args)

@@ -70,12 +70,7 @@ func (c *Card) Info(ctx context.Context) (Info, error) {
 				in.ISIMServices = append(in.ISIMServices, uicc.ISIMServiceName(n))
 			}
 			if hasService(b, 1) {
-				recs, _ := c.readLinear(ctx, "EF.P-CSCF", uicc.FIDPCSCF)
-				for _, r := range recs {
-					if p, ok, err := uicc.ParsePCSCF(r); err == nil && ok {
-						in.PCSCF = append(in.PCSCF, p.Address)
-					}
-				}
+				in.PCSCF = c.pcscf(ctx)
 			}
 		} else if !isStatus(err) {
 			return in, err
@@ -95,4 +90,36 @@ func hasService(table []byte, n int) bool {
 func isStatus(err error) bool {
 	var x *exchangeError
 	return !errors.As(err, &x) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// PCSCF returns the P-CSCF addresses (FQDN or IP literal) of the ISIM's
+// EF.P-CSCF (TS 31.103 §4.2.8), present when the ISIM offers service n°1
+// (P-CSCF address, EF.IST); none on a USIM, or when the ISIM has no such
+// service. Unreadable records are skipped.
+func (c *Card) PCSCF(ctx context.Context) ([]string, error) {
+	if c.app.Kind() != uicc.AppISIM {
+		return nil, nil
+	}
+	b, err := c.readTransparent(ctx, "EF.IST", uicc.FIDIST)
+	if err != nil {
+		if isStatus(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if !hasService(b, 1) {
+		return nil, nil
+	}
+	return c.pcscf(ctx), nil
+}
+
+func (c *Card) pcscf(ctx context.Context) []string {
+	var out []string
+	recs, _ := c.readLinear(ctx, "EF.P-CSCF", uicc.FIDPCSCF)
+	for _, r := range recs {
+		if p, ok, err := uicc.ParsePCSCF(r); err == nil && ok {
+			out = append(out, p.Address)
+		}
+	}
+	return out
 }

@@ -44,24 +44,24 @@ func init() {
 }
 
 type registerFlags struct {
-	profile, pcscf, localIP, transport, ipsec string
-	algs, ealgs                               []string
-	akav2                                     bool
-	expires                                   uint32
-	localPort                                 int
-	hold                                      time.Duration
-	untilSignal                               bool
-	trace                                     bool
-	pcap, espKeys                             string
-	deregTimeout, t1                          time.Duration
-	stateDir                                  string
-	headers                                   []string
+	profile, pcscf, dns, localIP, transport, ipsec string
+	algs, ealgs                                    []string
+	akav2                                          bool
+	expires                                        uint32
+	localPort                                      int
+	hold                                           time.Duration
+	untilSignal                                    bool
+	trace                                          bool
+	pcap, espKeys                                  string
+	deregTimeout, t1                               time.Duration
+	stateDir                                       string
+	headers                                        []string
 }
 
 func newRegisterCmd(a *app) *cobra.Command {
 	f := &registerFlags{}
 	cmd := &cobra.Command{
-		Use:   "register --profile FILE --pcscf HOST[:PORT]",
+		Use:   "register --profile FILE [--pcscf HOST[:PORT]]",
 		Short: "Register the profile's subscriber to an IMS core (Digest AKA, sec-agree, ESP)",
 		Long: `register registers the profile's subscriber through the P-CSCF as a 3GPP UE
 does (TS 24.229 §5.1.1): an unprotected REGISTER from --local-port offering
@@ -90,7 +90,8 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.profile, "profile", "", "subscriber profile (YAML)")
-	fl.StringVar(&f.pcscf, "pcscf", "", "P-CSCF unprotected address HOST[:PORT] (port 5060 by default)")
+	fl.StringVar(&f.pcscf, "pcscf", "", "P-CSCF unprotected address HOST[:PORT] (port 5060 by default); without it, the ISIM's EF.P-CSCF, else the home domain's DNS (RFC 3263)")
+	fl.StringVar(&f.dns, "dns", "", "DNS server HOST:PORT for P-CSCF discovery (default: /etc/resolv.conf's first)")
 	fl.StringVar(&f.localIP, "local-ip", "", "UE address (default: the source address towards the P-CSCF)")
 	fl.IntVar(&f.localPort, "local-port", sipclient.DefaultPort, "unprotected UE port of the initial REGISTER (0: ephemeral; Kamailio requires 5060)")
 	fl.StringVar(&f.transport, "transport", "udp", "udp or tcp")
@@ -136,14 +137,12 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 	if f.profile == "" {
 		return cfg, usageError(errors.New("--profile: required"))
 	}
-	if f.pcscf == "" {
-		return cfg, usageError(errors.New("--pcscf: required"))
+	var err error
+	if f.pcscf != "" { // else discovered (runRegister)
+		if cfg.PCSCF, err = parseHostPort(f.pcscf); err != nil {
+			return cfg, usageError(fmt.Errorf("--pcscf %q: %w", f.pcscf, err))
+		}
 	}
-	pcscf, err := parseHostPort(f.pcscf)
-	if err != nil {
-		return cfg, usageError(fmt.Errorf("--pcscf %q: %w", f.pcscf, err))
-	}
-	cfg.PCSCF = pcscf
 	if f.localIP != "" {
 		if cfg.LocalIP, err = netip.ParseAddr(f.localIP); err != nil {
 			return cfg, usageError(fmt.Errorf("--local-ip %q: not an IP address", f.localIP))
@@ -287,6 +286,22 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 	}
 	cfg.Password = string(p.Password)
 	cfg.UserAgent = "imsue/" + version
+	if !cfg.PCSCF.IsValid() {
+		id := p.Identity
+		if id.IMPI == "" {
+			if id, err = auth.Identity(cmd.Context()); err != nil {
+				return fmt.Errorf("reading the identity: %w", err)
+			}
+		}
+		dctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+		pcscf, from, err := discoverPCSCF(dctx, auth, id, cfg.Transport, f.dns)
+		cancel()
+		if err != nil {
+			return usageError(fmt.Errorf("--pcscf not given and no P-CSCF found: %w", err))
+		}
+		a.logf("imsue: P-CSCF %s, from %s", pcscf, from)
+		cfg.PCSCF = pcscf
+	}
 
 	// Signals end the hold (and abort a registration in progress); the
 	// de-registration that follows runs on its own bounded context.

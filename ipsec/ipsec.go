@@ -86,13 +86,19 @@ type SASet struct {
 // Backend installs and removes SA sets.
 //
 // Install installs all four SAs of set and their policies as one unit: on
-// error nothing of set is left installed. Remove removes every object of set
-// that Install created, and is idempotent: removing a set that is already
-// gone is not an error. Close removes everything the Backend still holds.
-// Errors that mean the host cannot do ESP at all wrap ErrUnsupported.
+// error nothing of set is left installed. Each SA expires SA.Lifetime after
+// Install (0: never). Extend moves the expiry of an installed set to until,
+// so that a temporary set installed with the reg-await-auth bound
+// (mt.TemporaryLifetime) lives, once established, as long as the
+// registration the 200 OK granted (TS 33.203 §7.4); on error the set keeps
+// its previous expiry. Remove removes every object of set that Install
+// created, and is idempotent: removing a set that is already gone is not an
+// error. Close removes everything the Backend still holds. Errors that mean
+// the host cannot do ESP at all wrap ErrUnsupported.
 type Backend interface {
 	Name() string
 	Install(ctx context.Context, set *SASet) error
+	Extend(ctx context.Context, set *SASet, until time.Time) error
 	Remove(ctx context.Context, set *SASet) error
 	Close() error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Recorder is the Backend test double: it installs nothing, remembers which
@@ -14,6 +15,9 @@ type Recorder struct {
 	live     map[uint64]*SASet
 	Installs int
 	Removes  int
+	// Expiry is each live set's expiry as Extend last set it (absent:
+	// never extended).
+	Expiry   map[uint64]time.Time
 	FailNext error // returned by the next Install, then cleared
 }
 
@@ -46,11 +50,35 @@ func (r *Recorder) Install(_ context.Context, set *SASet) error {
 	return nil
 }
 
+// Extend records the new expiry of a live set; a set not live is an error,
+// as it is for the kernel.
+func (r *Recorder) Extend(_ context.Context, set *SASet, until time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.live[set.ID]; !ok {
+		return fmt.Errorf("recorder: extending SA set %d, which is not installed", set.ID)
+	}
+	if r.Expiry == nil {
+		r.Expiry = map[uint64]time.Time{}
+	}
+	r.Expiry[set.ID] = until
+	return nil
+}
+
+// Expires returns the expiry Extend last gave set id.
+func (r *Recorder) Expires(id uint64) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.Expiry[id]
+	return t, ok
+}
+
 func (r *Recorder) Remove(_ context.Context, set *SASet) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.live[set.ID]; ok {
 		delete(r.live, set.ID)
+		delete(r.Expiry, set.ID)
 		r.Removes++
 	}
 	return nil

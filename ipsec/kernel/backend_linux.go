@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -26,6 +27,7 @@ var _ ipsec.Backend = (*Backend)(nil)
 
 // installed is what Install created for one set, without keys.
 type installed struct {
+	added    time.Time // when Install added the states: their lifetimes count from it
 	reqid    uint32
 	record   string
 	states   []stateRef
@@ -99,7 +101,7 @@ func (b *Backend) install(ctx context.Context, set *ipsec.SASet, objs *setObject
 		return &Error{Op: "write state record", Object: b.s.store.dir, Err: err}
 	}
 	objs.setReqID(reqid)
-	inst := &installed{reqid: reqid, record: path}
+	inst := &installed{reqid: reqid, record: path, added: time.Now()}
 	if err := b.add(ctx, set, objs, inst); err != nil {
 		if rbErr := b.del(inst); rbErr != nil {
 			b.leftover = append(b.leftover, inst)
@@ -137,6 +139,43 @@ func (b *Backend) add(ctx context.Context, set *ipsec.SASet, objs *setObjects, i
 			return &Error{Op: "add policy", Object: name, Err: policyError(err)}
 		}
 		inst.policies = append(inst.policies, policyRef{name: name, sel: *p})
+	}
+	return nil
+}
+
+// Extend updates set's four states (XFRM_MSG_UPDSA) so that they
+// hard-expire at until. The kernel counts a state's add-expiry from the
+// time it was added, which an update keeps, so the new limit is until
+// minus the install time. Only a set this Backend installed can be
+// extended.
+func (b *Backend) Extend(ctx context.Context, set *ipsec.SASet, until time.Time) error {
+	if set == nil {
+		return &Error{Op: "extend", Object: setName(set), Err: errors.New("nil SA set")}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	inst, ok := b.live[set.ID]
+	if b.closed || !ok {
+		return &Error{Op: "extend", Object: setName(set), Err: errors.New("not installed by this backend")}
+	}
+	objs, err := buildSet(set, inst.reqid)
+	if err != nil {
+		return &Error{Op: "check", Object: setName(set), Err: err}
+	}
+	defer objs.wipe()
+	hard, soft := lifetimeSeconds(until.Sub(inst.added))
+	if hard == 0 { // until has passed: expire at the next second, never "no limit"
+		hard, soft = 1, 1
+	}
+	for i := range objs.states {
+		if err := ctx.Err(); err != nil {
+			return &Error{Op: "extend", Object: setName(set), Err: err}
+		}
+		st := &objs.states[i]
+		st.Limits.TimeHard, st.Limits.TimeSoft = hard, soft
+		if err := b.s.h.XfrmStateUpdate(st); err != nil {
+			return &Error{Op: "update SA", Object: objs.names[i], Err: opError(err)}
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/imsue/imsue/ipsec"
 )
@@ -23,7 +24,10 @@ func (*Backend) Install(context.Context, *ipsec.SASet) error {
 	return &Error{Op: "install", Err: errNotLinux}
 }
 func (*Backend) Remove(context.Context, *ipsec.SASet) error { return nil }
-func (*Backend) Close() error                               { return nil }
+func (*Backend) Extend(context.Context, *ipsec.SASet, time.Time) error {
+	return &Error{Op: "extend", Err: errNotLinux}
+}
+func (*Backend) Close() error { return nil }
 
 // List fails: XFRM exists on Linux only.
 func List(context.Context, Config) ([]Set, error) { return nil, &Error{Op: "list", Err: errNotLinux} }

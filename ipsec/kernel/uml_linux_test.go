@@ -638,3 +638,61 @@ func TestUMLRollback(t *testing.T) {
 		t.Fatalf("the foreign SA is gone: %v\n%s", err, out)
 	}
 }
+
+// TestUMLExtend: a set installed with the reg-await-auth bound
+// (TS 33.203 §7.4: mt.TemporaryLifetime) gets, through XFRM_MSG_UPDSA, the
+// hard lifetime of an established registration; its SAs keep their keys,
+// reqid and policies (traffic still flows both ways), and a set the
+// Backend did not install cannot be extended.
+func TestUMLExtend(t *testing.T) {
+	l := netlab.New(t)
+	dir := t.TempDir()
+	ueCfg := kernel.Config{NetNS: l.UE.Path, StateDir: filepath.Join(dir, "ue")}
+	pcCfg := kernel.Config{NetNS: l.PCSCF.Path, StateDir: filepath.Join(dir, "pcscf")}
+	ueB, err := kernel.New(ueCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ueB.Close()
+	pcB, err := kernel.New(pcCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcB.Close()
+	ctx := context.Background()
+	ueSet, pcSet, ep, up, pp := planPair(t, 80, false, ipsec.AuthHMACSHA196, ipsec.EncAESCBC)
+	if err := ueB.Extend(ctx, ueSet, time.Now().Add(time.Hour)); err == nil {
+		t.Fatal("Extend of a set not installed succeeded")
+	}
+	if err := ueB.Install(ctx, ueSet); err != nil {
+		t.Fatal(err)
+	}
+	if err := pcB.Install(ctx, pcSet); err != nil {
+		t.Fatal(err)
+	}
+	const life = 2 * time.Hour
+	for _, b := range []*kernel.Backend{ueB, pcB} {
+		set := ueSet
+		if b == pcB {
+			set = pcSet
+		}
+		if err := b.Extend(ctx, set, time.Now().Add(life)); err != nil {
+			t.Fatalf("Extend: %v", err)
+		}
+	}
+	for _, cfg := range []kernel.Config{ueCfg, pcCfg} {
+		sets, states, policies := imsueObjects(t, cfg)
+		if len(sets) != 1 || states != 4 || policies != 4 {
+			t.Fatalf("%d sets, %d SAs, %d policies after Extend", len(sets), states, policies)
+		}
+		for _, st := range sets[0].States {
+			// Counted from the install, which was a moment before.
+			if st.HardLifetime < life || st.HardLifetime > life+10*time.Second {
+				t.Errorf("SA spi 0x%x: hard lifetime %v after Extend, want %v", st.SPI, st.HardLifetime, life)
+			}
+		}
+	}
+	e := openEndpoints(t, l, ep, up, pp)
+	udp(t, e.ueC, e.pS, "after Extend: uc→ps") // SA #1
+	udp(t, e.pC, e.ueS, "after Extend: pc→us") // SA #3
+}

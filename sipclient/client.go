@@ -130,6 +130,7 @@ type Client struct {
 	sas       map[uint64]*saState
 	lastAuthz string // Authorization of the last successful REGISTER
 	reg       *Registration
+	expires   time.Duration // the expiry REGISTER asks for: Config.Expires, or Min-Expires after a 423
 	refreshAt time.Time
 	sub       *subscription
 }
@@ -147,6 +148,7 @@ func New(cfg Config) (*Client, error) {
 		installed: map[uint64]*ipsec.SASet{},
 		withdrawn: map[uint64]bool{},
 		sas:       map[uint64]*saState{},
+		expires:   s.expires,
 		events:    make(chan *notifyEvent, 16),
 	}
 	if cfg.Identity != nil {

@@ -32,7 +32,7 @@ func (c *Client) Register(ctx context.Context) (*Registration, error) {
 	defer c.op.Unlock()
 	ctx, cancel := c.scope(ctx)
 	defer cancel()
-	return c.doRegister(ctx, c.s.expires)
+	return c.doRegister(ctx, c.expires)
 }
 
 // Deregister sends REGISTER with Expires: 0 over the SAs (answering a
@@ -125,7 +125,9 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			// goes on protecting the registration, for the time granted.
 			tm.Total = time.Since(start)
 			if cur := c.current(); cur != nil && expires > 0 {
-				c.extend(cur, grantedExpires(res, c.local, c.portUS, expires))
+				if err := c.extend(ctx, cur, grantedExpires(res, c.local, c.portUS, expires)); err != nil {
+					return nil, err
+				}
 			}
 			return c.registered(res, expires, tm), nil
 		case res.StatusCode == sip.StatusIntervalToBrief && !retried423:
@@ -134,6 +136,7 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 				return nil, statusError("REGISTER", res)
 			}
 			retried423, expires = true, me
+			c.expires = me // refreshes ask for it too, not for the refused expiry
 			c.dropOffer(o)
 			if o, err = c.newOffer(); err != nil {
 				return nil, err
@@ -245,7 +248,9 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			return nil, statusError("REGISTER", res2)
 		}
 		tm.Total = time.Since(start)
-		c.establish(ctx, ns, in2, grantedExpires(res2, c.local, c.portUS, expires))
+		if err := c.establish(ctx, ns, in2, grantedExpires(res2, c.local, c.portUS, expires)); err != nil {
+			return nil, err
+		}
 		c.lastAuthz = authz
 		return c.registered(res2, expires, tm), nil
 	}
@@ -255,31 +260,34 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 // granted expires (TS 33.203 §7.4). The set it replaces goes at once if the
 // 200 came over ns (traffic on the new set), else when the next message
 // does, or when the next challenge brings a newer set.
-func (c *Client) establish(ctx context.Context, ns *saState, in *sipnet.Inbound, granted time.Duration) {
+//
+// Its SAs' kernel lifetime grows from reg-await-auth to the registration's
+// (Backend.Extend); if that fails the set would expire under the
+// registration, so the error ends the procedure.
+func (c *Client) establish(ctx context.Context, ns *saState, in *sipnet.Inbound, granted time.Duration) error {
 	c.respPort.Store(uint32(ns.ue.PortC))
 	if granted <= 0 {
-		return // a de-registration: the caller clears every set next
+		return nil // a de-registration: the caller clears every set next
 	}
 	now := time.Now()
 	acts, err := c.sets.Registered(now, ns.set.ID, granted)
 	if err != nil {
-		c.s.log.Warn("SA set lifecycle", "err", err)
+		return fmt.Errorf("SA set lifecycle: %w", err)
 	}
 	if c.carried(ns, in) {
 		acts = append(acts, c.sets.Traffic(now, ns.set.ID)...)
 	}
-	c.applyLogged(ctx, acts)
+	return c.apply(ctx, acts)
 }
 
 // extend records a 200 OK over the current set that brought no new set: its
 // lifetime follows the expiry granted.
-func (c *Client) extend(cur *saState, granted time.Duration) {
-	if granted <= 0 {
-		return
+func (c *Client) extend(ctx context.Context, cur *saState, granted time.Duration) error {
+	acts, err := c.sets.Registered(time.Now(), cur.set.ID, granted)
+	if err != nil {
+		return fmt.Errorf("SA set lifecycle: %w", err)
 	}
-	if _, err := c.sets.Registered(time.Now(), cur.set.ID, granted); err != nil {
-		c.s.log.Warn("SA set lifecycle", "err", err)
-	}
+	return c.apply(ctx, acts)
 }
 
 // dropSecurity removes every SA set and forgets the registration's dialog

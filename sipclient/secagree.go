@@ -94,17 +94,6 @@ func (c *Client) agree(o *offer, res *sip.Response) (mt.Mechanism, []string, err
 	return m, vals, nil
 }
 
-// saLifetime is the lifetime planned into the kernel SAs. ipsec.Backend
-// cannot extend a lifetime once installed, so the SAs get the longest
-// lifetime the registration can need (requested expiry + 30 s, TS 33.203
-// §7.4), and the temporary phase is bounded by the UE itself: the set is
-// removed as soon as the protected REGISTER fails or Timer F expires, far
-// sooner than the 4-minute reg-await-auth bound.
-func (c *Client) saLifetime() time.Duration {
-	const maxLifetime = (1<<32 - 1) * time.Second
-	return min(c.s.expires+mt.ExpiresMargin, maxLifetime)
-}
-
 // install plans the four SAs from the agreement and CK/IK and makes them
 // the pending set of the lifecycle (which first removes a pending or old
 // set still there: at most one old and one new, TS 33.203 §7.4), then
@@ -112,7 +101,9 @@ func (c *Client) saLifetime() time.Duration {
 func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify []string, ck, ik [16]byte, chal mt.Challenge) (*saState, error) {
 	pc := m.Params()
 	ep := mt.Endpoints{UE: c.local, PCSCF: c.s.pcscf.Addr()}
-	set, err := mt.PlanUE(ep, o.params, pc, m, ck, ik, c.saLifetime())
+	// The kernel enforces reg-await-auth on the temporary set; its 200 OK
+	// extends it to the registration's lifetime (apply, OpExtend).
+	set, err := mt.PlanUE(ep, o.params, pc, m, ck, ik, mt.TemporaryLifetime)
 	if err != nil {
 		return nil, fmt.Errorf("planning the SA set: %w", err)
 	}
@@ -134,10 +125,10 @@ func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify [
 }
 
 // apply carries out the lifecycle's actions in order through the Backend:
-// installs, and removals (with their port_uc and SPIs released). An
-// extension needs nothing: ipsec.Backend cannot change an installed SA's
-// lifetime, so SAs are planned with the longest one (saLifetime). It
-// stops at the first failed install; removals go on past a failure.
+// installs, extensions (the kernel's hard expiry follows the lifecycle's:
+// TS 33.203 §7.4) and removals (with their port_uc and SPIs released). It
+// stops at the first failed install or extension; removals go on past a
+// failure.
 func (c *Client) apply(ctx context.Context, acts []mt.Action) error {
 	var errs []error
 	for _, a := range acts {
@@ -149,6 +140,10 @@ func (c *Client) apply(ctx context.Context, acts []mt.Action) error {
 			c.mu.Lock()
 			c.installed[a.Set.ID] = a.Set
 			c.mu.Unlock()
+		case mt.OpExtend:
+			if err := c.s.backend.Extend(ctx, a.Set, a.Expires); err != nil {
+				return errors.Join(append(errs, &IPsecError{Op: "extend", Set: a.Set.ID, Err: err})...)
+			}
 		case mt.OpRemove:
 			if err := c.remove(ctx, a.Set, a.Local); err != nil {
 				errs = append(errs, err)

@@ -93,7 +93,7 @@ func (c *Client) Run(ctx context.Context) error {
 // refresh re-registers over the current SAs; when that gets no answer or a
 // rejection it registers from scratch (unprotected, new SAs) once.
 func (c *Client) refresh(ctx context.Context) error {
-	_, err := c.doRegister(ctx, c.s.expires)
+	_, err := c.doRegister(ctx, c.expires)
 	if err == nil {
 		c.ensureSubscribed(ctx)
 		return nil
@@ -113,7 +113,7 @@ func (c *Client) fromScratch(ctx context.Context) error {
 		return err
 	}
 	c.setSubscription(nil)
-	if _, err := c.doRegister(ctx, c.s.expires); err != nil {
+	if _, err := c.doRegister(ctx, c.expires); err != nil {
 		c.reg = nil
 		return fmt.Errorf("registering again from scratch: %w", err)
 	}

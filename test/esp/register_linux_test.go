@@ -15,9 +15,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imsue/imsue/imscore"
 	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/ipsec/kernel"
+	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/test/uml/netlab"
 )
 
@@ -122,6 +124,14 @@ func registerCase(t *testing.T, lab *netlab.Lab, core *labCore, profile, name st
 	ueView, pcView := listXfrm(t, lab.UE), listXfrm(t, lab.PCSCF)
 	if s, st, pol := ueView.counts(); s != 1 || st != 4 || pol != 4 {
 		t.Fatalf("UE while registered: %d sets, %d SAs, %d policies; want 1, 4, 4", s, st, pol)
+	}
+	// The UE's SAs were installed with reg-await-auth and extended, by
+	// XFRM_MSG_UPDSA, to the registration granted (the lab core's 3600 s)
+	// + 30 s (TS 33.203 §7.4), counted from their install.
+	for _, st := range ueView.sets[0].States {
+		if want := imscore.DefaultMaxExpires + mt.ExpiresMargin; st.HardLifetime < want || st.HardLifetime > want+30*time.Second {
+			t.Errorf("UE SA spi 0x%x: hard lifetime %v, want %v", st.SPI, st.HardLifetime, want)
+		}
 	}
 	var spi [2]uint32
 	for i, m := range []traceMsg{reg, ok} {

@@ -98,6 +98,42 @@ func (c *Client) initialAuthorization() string {
 	return a.String()
 }
 
+// digestState is what RFC 3310 needs to answer the last nonce again: its
+// challenge, the password (RES, or the RFC 4169 password: a secret, never
+// logged, cleared when the state goes) and nc, the number of requests sent
+// with the nonce (RFC 2617 §3.2.2).
+type digestState struct {
+	ch       *challenge
+	password []byte
+	nc       uint32
+}
+
+// forget clears the password. A nil state is fine.
+func (d *digestState) forget() {
+	if d != nil {
+		clear(d.password)
+		d.password = nil
+	}
+}
+
+// reuseAuthorization answers the last nonce for one more request: nc+1, a
+// new cnonce, the response computed for this request (TS 24.229
+// §5.1.1.4.1). Without qop (RFC 2069) there is no nc and the response
+// repeats.
+func (c *Client) reuseAuthorization() string {
+	d := c.digest
+	d.nc++
+	cr := digest.Credentials{Username: c.id.IMPI, Password: d.password, Method: string(sip.REGISTER), URI: c.regURI}
+	if d.ch.qop != "" {
+		cr.QOP, cr.NC, cr.CNonce = d.ch.qop, d.nc, randHex(8)
+	}
+	a, err := d.ch.Answer(cr)
+	if err != nil { // the challenge was answered once already: cannot fail
+		return c.initialAuthorization()
+	}
+	return a.String()
+}
+
 // authorization answers a challenge with digest's Challenge.Answer.
 // password is RES (AKAv1), the RFC 4169 password (AKAv2), the configured
 // password (MD5), or empty with auts (sync failure, RFC 3310 §3.4: the

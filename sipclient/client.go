@@ -128,7 +128,7 @@ type Client struct {
 	// sas holds what the UE agreed for each set sets tracks.
 	sets      mt.Lifecycle
 	sas       map[uint64]*saState
-	lastAuthz string // Authorization of the last successful REGISTER
+	digest    *digestState // what answers the last nonce again
 	reg       *Registration
 	expires   time.Duration // the expiry REGISTER asks for: Config.Expires, or Min-Expires after a 423
 	refreshAt time.Time
@@ -306,6 +306,8 @@ func (c *Client) Close() error {
 	}
 	c.sets.Clear()
 	clear(c.sas)
+	c.digest.forget()
+	c.digest = nil
 	c.reg = nil
 	c.tp.Close()
 	return errors.Join(errs...)

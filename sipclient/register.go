@@ -1,6 +1,7 @@
 package sipclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,19 +87,23 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 	start := time.Now()
 	var tm Timings
 	if c.callID == "" {
-		c.callID, c.lastAuthz = newCallID(), "" // a new registration: a new Call-ID
+		c.callID, c.digest = newCallID(), nil // a new registration: a new Call-ID
 	}
 	// The first REGISTER: unprotected, or over the current SAs with their
 	// Security-Verify and the last Authorization (TS 24.229 §5.1.1.4.1).
 	first := c.unprotectedRoute()
 	var verify []string
-	authz := c.initialAuthorization()
+	// Over the current SAs the REGISTER answers the last nonce again, with
+	// the next nc and a new cnonce (TS 24.229 §5.1.1.4.1, RFC 2617
+	// §3.2.2): a repeated nc is a replay to the S-CSCF.
+	nextAuthz := c.initialAuthorization
 	if cur := c.current(); cur != nil {
 		first, verify = c.protectedRoute(cur), cur.verify
-		if c.lastAuthz != "" {
-			authz = c.lastAuthz
+		if c.digest != nil {
+			nextAuthz = c.reuseAuthorization
 		}
 	}
+	authz := nextAuthz()
 	o, err := c.newOffer()
 	if err != nil {
 		return nil, err
@@ -141,6 +146,7 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			if o, err = c.newOffer(); err != nil {
 				return nil, err
 			}
+			authz = nextAuthz() // a new request: the next nc
 			if res, _, err = send(ctx, authz, o.value, verify, first); err != nil {
 				return nil, err
 			}
@@ -225,11 +231,15 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		}
 		t0 = time.Now()
 		ns, err := c.install(ctx, o, mech, verifyNew, r.CK, r.IK, mt.Challenge{CallID: c.callID, CSeq: res.CSeq().SeqNo, Nonce: ch.Nonce})
+		// Kept to answer this nonce again (nc 2, 3, …) until the next
+		// challenge; everything else of the AKA result goes now.
+		next := &digestState{ch: ch, password: bytes.Clone(password), nc: 1}
 		clear(password)
 		clear(r.RES)
 		r.CK, r.IK = [16]byte{}, [16]byte{}
 		tm.SAInstall = time.Since(t0)
 		if err != nil {
+			next.forget()
 			return nil, err
 		}
 		client := o.value
@@ -239,11 +249,13 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		res2, in2, err := send(ctx, authz, client, verifyNew, c.protectedRoute(ns))
 		tm.Protected = time.Since(t0)
 		if err != nil {
+			next.forget()
 			c.applyLogged(ctx, c.sets.Abort(time.Now()))
 			return nil, err
 		}
 		if res2.StatusCode < 200 || res2.StatusCode >= 300 {
 			// Failed authentication drops the new set; an old one stays.
+			next.forget()
 			c.applyLogged(ctx, c.sets.Abort(time.Now()))
 			return nil, statusError("REGISTER", res2)
 		}
@@ -251,7 +263,8 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		if err := c.establish(ctx, ns, in2, grantedExpires(res2, c.local, c.portUS, expires)); err != nil {
 			return nil, err
 		}
-		c.lastAuthz = authz
+		c.digest.forget()
+		c.digest = next
 		return c.registered(res2, expires, tm), nil
 	}
 }
@@ -295,7 +308,9 @@ func (c *Client) extend(ctx context.Context, cur *saState, granted time.Duration
 func (c *Client) dropSecurity(ctx context.Context) error {
 	err := c.apply(ctx, c.sets.Clear())
 	c.respPort.Store(0)
-	c.callID, c.lastAuthz = "", ""
+	c.callID = ""
+	c.digest.forget()
+	c.digest = nil
 	return err
 }
 

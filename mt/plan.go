@@ -61,17 +61,22 @@ func PlanPCSCF(ep Endpoints, ue, pcscf Params, m Mechanism, ck, ik [16]byte, lif
 	return set, nil
 }
 
-func plan(ep Endpoints, ue, pcscf Params, m Mechanism, ck, ik [16]byte, lifetime time.Duration, atPCSCF bool) (*ipsec.SASet, error) {
+// CheckAgreement makes every check of PlanUE (atPCSCF false) or PlanPCSCF
+// that does not need the keys: the addresses, the mechanism, both sides'
+// SPIs and ports, and SPIs that would clash at one address. The UE calls it
+// on the Security-Server of a 401 before it runs AKA, so that a P-CSCF's
+// unusable values never cost an SQN; errors wrap what PlanUE's would.
+func CheckAgreement(ep Endpoints, ue, pcscf Params, m Mechanism, atPCSCF bool) error {
 	local, remote := "UE", "P-CSCF"
 	if atPCSCF {
 		local, remote = remote, local
 	}
 	ueAddr, pAddr, err := checkEndpoints(ep)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if r := unacceptable([]Mechanism{m}, &m); r != "" {
-		return nil, fmt.Errorf("%w: %s", ErrNoAcceptableMechanism, r)
+		return fmt.Errorf("%w: %s", ErrNoAcceptableMechanism, r)
 	}
 	for _, side := range [...]struct {
 		name string
@@ -79,19 +84,27 @@ func plan(ep Endpoints, ue, pcscf Params, m Mechanism, ck, ik [16]byte, lifetime
 	}{{"UE", ue}, {"P-CSCF", pcscf}} {
 		if err := checkParams(side.p, side.name); err != nil {
 			if side.name == remote {
-				return nil, fmt.Errorf("%w: %w", ErrBadSecurityHeader, err)
+				return fmt.Errorf("%w: %w", ErrBadSecurityHeader, err)
 			}
-			return nil, err
+			return err
 		}
 	}
 	if ueAddr == pAddr { // one host: all four inbound SPIs share a destination
 		for _, a := range [...]uint32{ue.SPIc, ue.SPIs} {
 			if a == pcscf.SPIc || a == pcscf.SPIs {
-				return nil, fmt.Errorf("%w: the %s and the %s use SPI %d at the same address %s",
+				return fmt.Errorf("%w: the %s and the %s use SPI %d at the same address %s",
 					ErrBadSecurityHeader, remote, local, a, ueAddr)
 			}
 		}
 	}
+	return nil
+}
+
+func plan(ep Endpoints, ue, pcscf Params, m Mechanism, ck, ik [16]byte, lifetime time.Duration, atPCSCF bool) (*ipsec.SASet, error) {
+	if err := CheckAgreement(ep, ue, pcscf, m, atPCSCF); err != nil {
+		return nil, err
+	}
+	ueAddr, pAddr, _ := checkEndpoints(ep)
 	if lifetime < 0 {
 		return nil, fmt.Errorf("negative lifetime %v", lifetime)
 	}

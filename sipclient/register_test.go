@@ -385,6 +385,17 @@ func TestSecAgreeFailures(t *testing.T) {
 		{"Kamailio in a bad state: port-s=0", func(f *imscore.Faults) {
 			f.SecurityServer("ipsec-3gpp;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=7100;port-s=0;alg=hmac-sha-1-96;ealg=aes-cbc")
 		}, mt.ErrBadSecurityHeader},
+		// A hostile P-CSCF's values that only planning the SAs would catch:
+		// refused before AKA, so no SQN is spent on them.
+		{"reserved spi-c", func(f *imscore.Faults) {
+			f.SecurityServer("ipsec-3gpp;prot=esp;mod=trans;spi-c=100;spi-s=4097;port-c=7100;port-s=7200;alg=hmac-sha-1-96;ealg=aes-cbc")
+		}, mt.ErrBadSecurityHeader},
+		{"spi-c = spi-s", func(f *imscore.Faults) {
+			f.SecurityServer("ipsec-3gpp;prot=esp;mod=trans;spi-c=4097;spi-s=4097;port-c=7100;port-s=7200;alg=hmac-sha-1-96;ealg=aes-cbc")
+		}, mt.ErrBadSecurityHeader},
+		{"port-c = port-s", func(f *imscore.Faults) {
+			f.SecurityServer("ipsec-3gpp;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=7200;port-s=7200;alg=hmac-sha-1-96;ealg=aes-cbc")
+		}, mt.ErrBadSecurityHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -88,6 +88,11 @@ func (c *Client) agree(o *offer, res *sip.Response) (mt.Mechanism, []string, err
 		return mt.Mechanism{}, nil, fmt.Errorf("Security-Server %q: %w", strings.Join(vals, ", "), err)
 	}
 	m, err := mt.Choose(o.mechs, server)
+	if err == nil {
+		// Everything the SAs will need from the P-CSCF, checked now: AKA
+		// spends an SQN, and values that fail at planning would waste it.
+		err = mt.CheckAgreement(mt.Endpoints{UE: c.local, PCSCF: c.s.pcscf.Addr()}, o.params, m.Params(), m, false)
+	}
 	if err != nil {
 		return mt.Mechanism{}, nil, fmt.Errorf("Security-Server %q: %w", strings.Join(vals, ", "), err)
 	}

@@ -52,9 +52,12 @@ type Registration struct {
 	Expires        time.Duration
 	At             time.Time // when the 200 OK arrived
 	// Security is the SA set in use; nil when the core uses plain MD5
-	// Digest (no AKA keys, so no SAs).
+	// Digest (no AKA keys, so no SAs) or did not authenticate.
 	Security *Security
-	Timings  Timings
+	// Unauthenticated: the network registered the UE without a challenge
+	// (accepted only with Config.AllowUnauthenticated).
+	Unauthenticated bool
+	Timings         Timings
 }
 
 // Security describes the SA set of a registration (no keys).
@@ -129,6 +132,7 @@ type Client struct {
 	sets      mt.Lifecycle
 	sas       map[uint64]*saState
 	digest    *digestState // what answers the last nonce again
+	authed    bool         // the registration was authenticated (a challenge was answered)
 	reg       *Registration
 	expires   time.Duration // the expiry REGISTER asks for: Config.Expires, or Min-Expires after a 423
 	refreshAt time.Time

@@ -23,6 +23,8 @@ const (
 	DefaultExpires      = 600000 * time.Second // what commercial UEs request
 	DefaultDeregTimeout = 4 * time.Second
 	DefaultMaxUDPSize   = 1300 // RFC 3261 §18.1.1, path MTU unknown
+	// DefaultMinRefresh is the default floor of the refresh interval.
+	DefaultMinRefresh = 5 * time.Second
 )
 
 // DefaultAlgs and DefaultEAlgs are offered when Config.Algs or EAlgs is
@@ -91,6 +93,15 @@ type Config struct {
 	// connection is refused). 0 means DefaultMaxUDPSize; negative means no
 	// limit.
 	MaxUDPSize int
+	// MinRefresh is the shortest interval between two refreshes, however
+	// short the lifetime granted (a broken or hostile registrar granting
+	// 1 s must not make the UE refresh in a loop). 0 means
+	// DefaultMinRefresh; tests with lifetimes of seconds lower it.
+	MinRefresh time.Duration
+	// AllowUnauthenticated accepts a 200 OK to the initial REGISTER that
+	// came without a challenge (no authentication of the network, no SAs);
+	// by default that is ErrUnauthenticated.
+	AllowUnauthenticated bool
 	// NoRegEvent disables the reg-event subscription in Run.
 	NoRegEvent bool
 	// UserAgent is sent in User-Agent; empty means "imsue".
@@ -115,18 +126,19 @@ type Config struct {
 // settings is Config with defaults applied and fields checked.
 type settings struct {
 	Config
-	network   string // "udp" or "tcp"
-	pcscf     netip.AddrPort
-	expires   time.Duration
-	deregWait time.Duration
-	timers    sipnet.Timers
-	maxUDP    int // 0 = unlimited
-	backend   ipsec.Backend
-	algs      []ipsec.Auth
-	ealgs     []ipsec.Enc
-	userAgent string
-	extra     [][2]string // Headers, split
-	log       *slog.Logger
+	network    string // "udp" or "tcp"
+	pcscf      netip.AddrPort
+	expires    time.Duration
+	deregWait  time.Duration
+	timers     sipnet.Timers
+	minRefresh time.Duration
+	maxUDP     int // 0 = unlimited
+	backend    ipsec.Backend
+	algs       []ipsec.Auth
+	ealgs      []ipsec.Enc
+	userAgent  string
+	extra      [][2]string // Headers, split
+	log        *slog.Logger
 }
 
 func (cfg *Config) settings() (*settings, error) {
@@ -170,6 +182,9 @@ func (cfg *Config) settings() (*settings, error) {
 		s.deregWait = DefaultDeregTimeout
 	}
 	s.timers = cfg.Timers
+	if s.minRefresh = cfg.MinRefresh; s.minRefresh <= 0 {
+		s.minRefresh = DefaultMinRefresh
+	}
 	switch {
 	case cfg.MaxUDPSize == 0:
 		s.maxUDP = DefaultMaxUDPSize

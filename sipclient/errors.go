@@ -54,6 +54,18 @@ var ErrTerminated = errors.New("registration terminated by the network")
 // network's silence (the transport's sipnet.ErrLocalAddress).
 var ErrLocalAddress = sipnet.ErrLocalAddress
 
+// ErrNotBound is returned when the 200 OK to a REGISTER does not register
+// the UE: it lists no binding of the UE's contact (RFC 3261 §10.2.4), or
+// grants it an expiry of 0. The CLI reports it as a rejection.
+var ErrNotBound = errors.New("the 200 OK does not hold a binding of the UE's contact")
+
+// ErrUnauthenticated is returned when the network answers the initial
+// REGISTER with a 200 OK without challenging it: no Digest, no AKA, so the
+// network was not authenticated and no SAs exist. The UE does not accept
+// that unless Config.AllowUnauthenticated; the CLI reports it as a
+// security agreement failure.
+var ErrUnauthenticated = errors.New("the network registered the UE without authentication (no challenge, no SAs)")
+
 // ErrClosed is returned by operations on a closed Client.
 var ErrClosed = errors.New("sipclient: client closed")
 

@@ -70,7 +70,7 @@ func FuzzInbound(f *testing.F) {
 				t.Fatal("challenge without its parse")
 			}
 			c.agree(o, m)
-			grantedExpires(m, c.local, c.portUS, time.Minute)
+			ownBinding(m, c.local, c.portUS, time.Minute)
 			for _, e := range splitList(headerValues(m, "P-Associated-URI")...) {
 				uriOf(e)
 			}

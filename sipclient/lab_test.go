@@ -123,6 +123,7 @@ func ue(t testing.TB, core *imscore.Core, mod func(*Config)) (*Client, *ipsec.Re
 		Backend:      rec,
 		Timers:       sipnet.Timers{T1: 10 * time.Millisecond},
 		DeregTimeout: 500 * time.Millisecond,
+		MinRefresh:   50 * time.Millisecond, // the lab grants lifetimes of seconds
 		Trace:        trace,
 		Logger:       testLogger(t, "ue"),
 	}

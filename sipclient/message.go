@@ -128,46 +128,35 @@ func paramOf(ps sip.HeaderParams, name string) (string, bool) {
 	return "", false
 }
 
-// grantedExpires is the registration lifetime the registrar granted: the
-// expires parameter of the UE's own binding in the 200's Contact (RFC 3261
-// §10.3 step 8), else the Expires header, else what was asked.
-func grantedExpires(res *sip.Response, ip netip.Addr, port uint16, asked time.Duration) time.Duration {
-	var contacts []*sip.ContactHeader
+// ownBinding reads the UE's own binding in a 200 OK to REGISTER, the
+// Contact with its address and port (RFC 3261 §10.2.4: the 200 lists
+// every current binding of the AOR): bound is false when there is none, and
+// d is its expires parameter, else the Expires header, else asked. A
+// Contact that is not the UE's is another device's binding, never the UE's,
+// even when it is the only one.
+func ownBinding(res *sip.Response, ip netip.Addr, port uint16, asked time.Duration) (d time.Duration, bound bool) {
 	for _, h := range res.GetHeaders("Contact") {
-		if ch, ok := h.(*sip.ContactHeader); ok {
-			contacts = append(contacts, ch)
-		}
-	}
-	pick := func(ch *sip.ContactHeader) (time.Duration, bool) {
-		v, ok := paramOf(ch.Params, "expires")
+		ch, ok := h.(*sip.ContactHeader)
 		if !ok {
-			return 0, false
+			continue
 		}
-		n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 32)
-		if err != nil {
-			return 0, false
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	for _, ch := range contacts {
 		a, err := netip.ParseAddr(strings.Trim(ch.Address.Host, "[]"))
-		if err == nil && a.Unmap() == ip && ch.Address.Port == int(port) {
-			if d, ok := pick(ch); ok {
-				return d
+		if err != nil || a.Unmap() != ip || ch.Address.Port != int(port) {
+			continue
+		}
+		if v, ok := paramOf(ch.Params, "expires"); ok {
+			if n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 32); err == nil {
+				return time.Duration(n) * time.Second, true
 			}
 		}
-	}
-	if len(contacts) == 1 {
-		if d, ok := pick(contacts[0]); ok {
-			return d
+		if vs := headerValues(res, "Expires"); len(vs) > 0 {
+			if n, err := strconv.ParseUint(strings.TrimSpace(vs[0]), 10, 32); err == nil {
+				return time.Duration(n) * time.Second, true
+			}
 		}
+		return asked, true
 	}
-	if vs := headerValues(res, "Expires"); len(vs) > 0 {
-		if n, err := strconv.ParseUint(strings.TrimSpace(vs[0]), 10, 32); err == nil {
-			return time.Duration(n) * time.Second
-		}
-	}
-	return asked
+	return 0, false
 }
 
 // seconds formats a duration as whole seconds (at least 1 unless zero).

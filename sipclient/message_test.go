@@ -63,26 +63,32 @@ func TestURIOf(t *testing.T) {
 	}
 }
 
-func TestGrantedExpires(t *testing.T) {
+func TestOwnBinding(t *testing.T) {
 	ue := netip.MustParseAddr("192.0.2.1")
 	tests := []struct {
 		name    string
 		headers string
 		want    time.Duration
+		bound   bool
 	}{
-		{"own contact among others", "Contact: <sip:other@192.0.2.9:5062>;expires=100, <sip:u@192.0.2.1:5062>;expires=1800\nExpires: 900\n", 1800 * time.Second},
-		{"single contact, rewritten", "Contact: <sip:u@10.0.0.1:7000>;expires=1200\n", 1200 * time.Second},
-		{"Expires header only", "Expires: 600\n", 600 * time.Second},
-		{"contact without expires", "Contact: <sip:u@192.0.2.1:5062>\nExpires: 300\n", 300 * time.Second},
-		{"quoted expires", "Contact: <sip:u@192.0.2.1:5062>;EXPIRES=\"60\"\n", 60 * time.Second},
-		{"nothing: as asked", "", 42 * time.Second},
-		{"garbage Expires: as asked", "Expires: soon\n", 42 * time.Second},
+		{"own contact among others", "Contact: <sip:other@192.0.2.9:5062>;expires=100, <sip:u@192.0.2.1:5062>;expires=1800\nExpires: 900\n", 1800 * time.Second, true},
+		{"contact without expires", "Contact: <sip:u@192.0.2.1:5062>\nExpires: 300\n", 300 * time.Second, true},
+		{"quoted expires", "Contact: <sip:u@192.0.2.1:5062>;EXPIRES=\"60\"\n", 60 * time.Second, true},
+		{"own contact, nothing else: as asked", "Contact: <sip:u@192.0.2.1:5062>\n", 42 * time.Second, true},
+		{"own contact, garbage Expires: as asked", "Contact: <sip:u@192.0.2.1:5062>\nExpires: soon\n", 42 * time.Second, true},
+		{"own contact, expires=0", "Contact: <sip:u@192.0.2.1:5062>;expires=0\n", 0, true},
+		// RFC 3261 §10.2.4: a lone Contact that is not the UE's is another
+		// binding; no Contact at all lists no binding of the UE.
+		{"single other contact", "Contact: <sip:u@10.0.0.1:7000>;expires=1200\n", 0, false},
+		{"other port", "Contact: <sip:u@192.0.2.1:5063>;expires=1200\n", 0, false},
+		{"Expires header only", "Expires: 600\n", 0, false},
+		{"nothing", "", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := parseResponse(t, head+tt.headers+"Content-Length: 0\n\n")
-			if got := grantedExpires(res, ue, 5062, 42*time.Second); got != tt.want {
-				t.Errorf("got %s, want %s", got, tt.want)
+			if got, bound := ownBinding(res, ue, 5062, 42*time.Second); got != tt.want || bound != tt.bound {
+				t.Errorf("got %s, bound %v; want %s, %v", got, bound, tt.want, tt.bound)
 			}
 		})
 	}
@@ -95,10 +101,14 @@ func TestRefreshDelay(t *testing.T) {
 		{1201 * time.Second, 601 * time.Second},
 		{1200 * time.Second, 600 * time.Second},
 		{600 * time.Second, 300 * time.Second},
-		{2 * time.Second, time.Second},
+		{20 * time.Second, 10 * time.Second},
+		// The floor: a hostile or broken registrar granting seconds must
+		// not make the UE refresh in a loop.
+		{2 * time.Second, 5 * time.Second},
+		{0, 5 * time.Second},
 	}
 	for _, tt := range tests {
-		if got := refreshDelay(tt.granted); got != tt.want {
+		if got := refreshDelay(tt.granted, DefaultMinRefresh); got != tt.want {
 			t.Errorf("refreshDelay(%s) = %s, want %s", tt.granted, got, tt.want)
 		}
 	}

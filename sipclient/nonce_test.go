@@ -37,7 +37,7 @@ func TestNonceReuseCountsNC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			used := map[string]uint32{} // nonce and nc → the CSeq that sent them
+			used := map[string]uint32{}    // nonce and nc → the CSeq that sent them
 			cnonces := map[string]uint32{} // cnonce → the CSeq that sent it
 			reused := 0
 			for _, m := range msgs {

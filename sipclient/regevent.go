@@ -247,7 +247,7 @@ func (c *Client) onNotify(ctx context.Context, ev *notifyEvent) error {
 		}
 		if d.HasExpires {
 			// Shortened: refresh by the new expiry, with the usual margin.
-			at := time.Now().Add(refreshDelay(d.Expires))
+			at := time.Now().Add(refreshDelay(d.Expires, c.s.minRefresh))
 			if at.Before(c.refreshAt) {
 				c.refreshAt = at
 			}

@@ -87,7 +87,7 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 	start := time.Now()
 	var tm Timings
 	if c.callID == "" {
-		c.callID, c.digest = newCallID(), nil // a new registration: a new Call-ID
+		c.callID, c.digest, c.authed = newCallID(), nil, false // a new registration: a new Call-ID
 	}
 	// The first REGISTER: unprotected, or over the current SAs with their
 	// Security-Verify and the last Authorization (TS 24.229 §5.1.1.4.1).
@@ -127,14 +127,22 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		switch {
 		case res.StatusCode >= 200 && res.StatusCode < 300:
 			// Accepted without a (new) challenge: the current set, if any,
-			// goes on protecting the registration, for the time granted.
+			// goes on protecting the registration, for the time granted. A
+			// registration never authenticated is accepted only when asked.
+			if !c.authed && expires > 0 && !c.s.AllowUnauthenticated {
+				return nil, fmt.Errorf("REGISTER answered %d without a challenge: %w", res.StatusCode, ErrUnauthenticated)
+			}
 			tm.Total = time.Since(start)
+			granted, err := c.granted(res, expires)
+			if err != nil {
+				return nil, err
+			}
 			if cur := c.current(); cur != nil && expires > 0 {
-				if err := c.extend(ctx, cur, grantedExpires(res, c.local, c.portUS, expires)); err != nil {
+				if err := c.extend(ctx, cur, granted); err != nil {
 					return nil, err
 				}
 			}
-			return c.registered(res, expires, tm), nil
+			return c.registered(res, expires, granted, tm), nil
 		case res.StatusCode == sip.StatusIntervalToBrief && !retried423:
 			me, ok := minExpires(res)
 			if !ok || me <= expires {
@@ -174,7 +182,12 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 				return nil, statusError("REGISTER", res)
 			}
 			tm.Total = time.Since(start)
-			return c.registered(res, expires, tm), nil
+			granted, err := c.granted(res, expires)
+			if err != nil {
+				return nil, err
+			}
+			c.authed = true
+			return c.registered(res, expires, granted, tm), nil
 		}
 		// Sec-agree before AKA: a Security-Server the UE cannot accept ends
 		// the procedure without spending an SQN.
@@ -260,12 +273,19 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			return nil, statusError("REGISTER", res2)
 		}
 		tm.Total = time.Since(start)
-		if err := c.establish(ctx, ns, in2, grantedExpires(res2, c.local, c.portUS, expires)); err != nil {
+		granted, err := c.granted(res2, expires)
+		if err != nil {
+			next.forget()
+			c.applyLogged(ctx, c.sets.Abort(time.Now()))
 			return nil, err
 		}
+		if err := c.establish(ctx, ns, in2, granted); err != nil {
+			return nil, err
+		}
+		c.authed = true
 		c.digest.forget()
 		c.digest = next
-		return c.registered(res2, expires, tm), nil
+		return c.registered(res2, expires, granted, tm), nil
 	}
 }
 
@@ -308,22 +328,41 @@ func (c *Client) extend(ctx context.Context, cur *saState, granted time.Duration
 func (c *Client) dropSecurity(ctx context.Context) error {
 	err := c.apply(ctx, c.sets.Clear())
 	c.respPort.Store(0)
-	c.callID = ""
+	c.callID, c.authed = "", false
 	c.digest.forget()
 	c.digest = nil
 	return err
 }
 
-// registered records the 200 OK of a registration.
-func (c *Client) registered(res *sip.Response, asked time.Duration, tm Timings) *Registration {
+// granted is the lifetime the 200 OK grants the UE's own binding. For a
+// registration (asked > 0), a 200 that lists no binding of the UE or
+// grants it 0 s did not register it (ErrNotBound). A de-registration's 200
+// lists what is left: the UE's absence is its success.
+func (c *Client) granted(res *sip.Response, asked time.Duration) (time.Duration, error) {
+	d, bound := ownBinding(res, c.local, c.portUS, asked)
+	switch {
+	case asked == 0:
+		return 0, nil
+	case !bound:
+		return 0, fmt.Errorf("REGISTER: %w: no Contact for %s among the bindings listed", ErrNotBound, uriString(c.contactURI()))
+	case d <= 0:
+		return 0, fmt.Errorf("REGISTER: %w: the binding of %s is granted 0 s", ErrNotBound, uriString(c.contactURI()))
+	}
+	return d, nil
+}
+
+// registered records the 200 OK of a registration that granted the UE's
+// binding granted (0 for a de-registration).
+func (c *Client) registered(res *sip.Response, asked, granted time.Duration, tm Timings) *Registration {
 	now := time.Now()
 	reg := &Registration{
-		IMPI:    c.id.IMPI,
-		IMPU:    c.impu.String(),
-		Contact: uriString(c.contactURI()),
-		At:      now,
-		Timings: tm,
-		Expires: grantedExpires(res, c.local, c.portUS, asked),
+		IMPI:            c.id.IMPI,
+		IMPU:            c.impu.String(),
+		Contact:         uriString(c.contactURI()),
+		At:              now,
+		Timings:         tm,
+		Expires:         granted,
+		Unauthenticated: !c.authed,
 	}
 	for _, e := range splitList(headerValues(res, "P-Associated-URI")...) {
 		reg.AssociatedURIs = append(reg.AssociatedURIs, uriOf(e))
@@ -345,11 +384,11 @@ func (c *Client) registered(res *sip.Response, asked time.Duration, tm Timings) 
 		reg.Security = cur.security()
 	}
 	c.reg = reg
-	c.refreshAt = now.Add(refreshDelay(reg.Expires))
+	c.refreshAt = now.Add(refreshDelay(reg.Expires, c.s.minRefresh))
 	if asked == 0 {
 		c.s.log.Info("de-registered", "impu", reg.IMPU)
 	} else {
-		c.s.log.Info("registered", "impu", reg.IMPU, "expires", reg.Expires, "refresh_in", refreshDelay(reg.Expires))
+		c.s.log.Info("registered", "impu", reg.IMPU, "expires", reg.Expires, "refresh_in", refreshDelay(reg.Expires, c.s.minRefresh))
 	}
 	r := *reg
 	return &r

@@ -9,13 +9,14 @@ import (
 
 // refreshDelay is when to re-register after a 200 OK granting d
 // (TS 24.229 §5.1.1.4.1): 600 s before expiry when d is longer than
-// 1200 s, else when half of d has passed. The same rule times the
-// reg-event subscription refresh.
-func refreshDelay(d time.Duration) time.Duration {
+// 1200 s, else when half of d has passed; never sooner than floor
+// (Config.MinRefresh), however short the lifetime a registrar grants. The
+// same rule times the reg-event subscription refresh.
+func refreshDelay(d, floor time.Duration) time.Duration {
 	if d > 1200*time.Second {
 		return d - 600*time.Second
 	}
-	return d / 2
+	return max(d/2, floor)
 }
 
 // Run keeps the registration alive until ctx is done: it re-registers on
@@ -49,7 +50,7 @@ func (c *Client) Run(ctx context.Context) error {
 		refresh.Reset(max(time.Until(c.refreshAt), 0))
 		subIn := time.Duration(-1)
 		if c.sub != nil && c.sub.active {
-			subIn = max(time.Until(c.sub.at.Add(refreshDelay(c.sub.expires))), 0)
+			subIn = max(time.Until(c.sub.at.Add(refreshDelay(c.sub.expires, c.s.minRefresh))), 0)
 		}
 		c.op.Unlock()
 		var resubC <-chan time.Time

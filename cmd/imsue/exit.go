@@ -52,12 +52,14 @@ var errorClasses = []errorClass{
 	{is(mt.ErrBadSecurityHeader), "sec_agree_failure", exitSecAgree}, // sipclient.ErrNoSecurityServer too
 	{is(mt.ErrUnsupportedAlgorithm), "sec_agree_failure", exitSecAgree},
 	{is(sipclient.ErrAlgorithmDowngrade), "sec_agree_failure", exitSecAgree},
+	{is(sipclient.ErrUnauthenticated), "sec_agree_failure", exitSecAgree},
 	{as[*sipclient.IPsecError](), "ipsec_failure", exitIPsec},
 	{is(ipsec.ErrUnsupported), "ipsec_failure", exitIPsec},
 	{as[*kernel.Error](), "ipsec_failure", exitIPsec}, // every error of the kernel backend
 	{as[*sipclient.RejectedError](), "rejected", exitRejected},
 	{is(sipclient.ErrBadChallenge), "bad_challenge", exitRejected},
 	{is(sipclient.ErrTerminated), "terminated", exitRejected},
+	{is(sipclient.ErrNotBound), "rejected", exitRejected},
 
 	// The card: a malformed PIN is the user's (the card was not asked).
 	{is(cards.ErrBadPIN), "error", exitUsage},

@@ -39,6 +39,7 @@ var classCases = []struct {
 	{"no Security-Server", sipclient.ErrNoSecurityServer, "sec_agree_failure", exitSecAgree},
 	{"unsupported algorithm", mt.ErrUnsupportedAlgorithm, "sec_agree_failure", exitSecAgree},
 	{"Digest downgrade", sipclient.ErrAlgorithmDowngrade, "sec_agree_failure", exitSecAgree},
+	{"registered without a challenge", sipclient.ErrUnauthenticated, "sec_agree_failure", exitSecAgree},
 	{"SA install", &sipclient.IPsecError{Op: "install", Set: 1, Err: &kernel.Error{Op: "add SA", Err: syscall.EPERM}}, "ipsec_failure", exitIPsec},
 	{"no ESP", ipsec.ErrUnsupported, "ipsec_failure", exitIPsec},
 	{"kernel backend not built", errKernelNotBuilt, "ipsec_failure", exitIPsec},
@@ -46,6 +47,7 @@ var classCases = []struct {
 	{"403", &sipclient.RejectedError{Method: "REGISTER", Status: 403, Reason: "Forbidden"}, "rejected", exitRejected},
 	{"bad challenge", fmt.Errorf("%w: 401 without WWW-Authenticate", sipclient.ErrBadChallenge), "bad_challenge", exitRejected},
 	{"terminated", sipclient.ErrTerminated, "terminated", exitRejected},
+	{"200 without the UE's binding", sipclient.ErrNotBound, "rejected", exitRejected},
 	{"terminated by a rejected refresh", fmt.Errorf("%w: %w", sipclient.ErrTerminated, &sipclient.RejectedError{Method: "REGISTER", Status: 403}), "rejected", exitRejected},
 
 	{"malformed PIN", fmt.Errorf("%w: 4 to 8 digits", cards.ErrBadPIN), "error", exitUsage},

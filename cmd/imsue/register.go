@@ -46,7 +46,7 @@ func init() {
 type registerFlags struct {
 	profile, pcscf, dns, localIP, transport, ipsec string
 	algs, ealgs                                    []string
-	akav2                                          bool
+	akav2, allowUnauth                             bool
 	expires                                        uint32
 	localPort                                      int
 	hold                                           time.Duration
@@ -91,6 +91,7 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl := cmd.Flags()
 	fl.StringVar(&f.profile, "profile", "", "subscriber profile (YAML)")
 	fl.StringVar(&f.pcscf, "pcscf", "", "P-CSCF unprotected address HOST[:PORT] (port 5060 by default); without it, the ISIM's EF.P-CSCF, else the home domain's DNS (RFC 3263)")
+	fl.BoolVar(&f.allowUnauth, "allow-unauthenticated", false, "accept a 200 OK to the initial REGISTER that came without a challenge (no network authentication, no SAs); by default that is exit 7")
 	fl.StringVar(&f.dns, "dns", "", "DNS server HOST:PORT for P-CSCF discovery (default: /etc/resolv.conf's first)")
 	fl.StringVar(&f.localIP, "local-ip", "", "UE address (default: the source address towards the P-CSCF)")
 	fl.IntVar(&f.localPort, "local-port", sipclient.DefaultPort, "unprotected UE port of the initial REGISTER (0: ephemeral; Kamailio requires 5060)")
@@ -185,6 +186,7 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 	}
 	cfg.Expires = time.Duration(f.expires) * time.Second
 	cfg.AKAv2 = f.akav2
+	cfg.AllowUnauthenticated = f.allowUnauth
 	cfg.Headers = f.headers
 	if f.hold < 0 {
 		return cfg, usageError(fmt.Errorf("--hold %s: negative", f.hold))
@@ -452,7 +454,11 @@ func printRegistered(w io.Writer, r *sipclient.Registration) {
 		fmt.Fprintf(w, "  %-14s uc=%d us=%d pc=%d ps=%d\n", "spi", s.SPIuc, s.SPIus, s.SPIpc, s.SPIps)
 		fmt.Fprintf(w, "  %-14s uc=%d us=%d pc=%d ps=%d\n", "port", s.PortUC, s.PortUS, s.PortPC, s.PortPS)
 	} else {
-		fmt.Fprintf(w, "  %-14s none (plain Digest, no SAs)\n", "security")
+		what := "none (plain Digest, no SAs)"
+		if r.Unauthenticated {
+			what = "none (not authenticated: the network sent no challenge; no SAs)"
+		}
+		fmt.Fprintf(w, "  %-14s %s\n", "security", what)
 	}
 	t := r.Timings
 	fmt.Fprintf(w, "  %-14s %.1f ms (401 after %.1f, AKA %.1f, SA install %.1f, protected REGISTER %.1f)\n", "took",

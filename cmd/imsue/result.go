@@ -16,19 +16,22 @@ type Result struct {
 	// class in errorClasses: "interrupted", "no_answer", "rejected",
 	// "mac_failure", "sync_failure", "sec_agree_failure", "ipsec_failure",
 	// "bad_challenge", "terminated", "error".
-	Result         string             `json:"result"`
-	IMPI           string             `json:"impi,omitempty"`
-	IMPU           string             `json:"impu,omitempty"`
-	AssociatedURIs []string           `json:"associated_uris,omitempty"`
-	ServiceRoute   []string           `json:"service_route,omitempty"`
-	Expires        *int64             `json:"expires,omitempty"` // seconds granted
-	Security       *SecurityResult    `json:"security,omitempty"`
-	TimingsMS      map[string]float64 `json:"timings_ms,omitempty"`
-	Deregistration *DeregResult       `json:"deregistration,omitempty"`
-	Status         int                `json:"status,omitempty"` // the rejecting response's code
-	Reason         string             `json:"reason,omitempty"`
-	Error          string             `json:"error,omitempty"`
-	ExitCode       int                `json:"exit_code,omitempty"`
+	Result         string          `json:"result"`
+	IMPI           string          `json:"impi,omitempty"`
+	IMPU           string          `json:"impu,omitempty"`
+	AssociatedURIs []string        `json:"associated_uris,omitempty"`
+	ServiceRoute   []string        `json:"service_route,omitempty"`
+	Expires        *int64          `json:"expires,omitempty"` // seconds granted
+	Security       *SecurityResult `json:"security,omitempty"`
+	// Unauthenticated: registered without any challenge (only with
+	// --allow-unauthenticated): the network was not authenticated.
+	Unauthenticated bool               `json:"unauthenticated,omitempty"`
+	TimingsMS       map[string]float64 `json:"timings_ms,omitempty"`
+	Deregistration  *DeregResult       `json:"deregistration,omitempty"`
+	Status          int                `json:"status,omitempty"` // the rejecting response's code
+	Reason          string             `json:"reason,omitempty"`
+	Error           string             `json:"error,omitempty"`
+	ExitCode        int                `json:"exit_code,omitempty"`
 }
 
 // SecurityResult is the SA set without keys.
@@ -61,6 +64,7 @@ func NewResult(reg *sipclient.Registration, err error) Result {
 		r.AssociatedURIs, r.ServiceRoute = reg.AssociatedURIs, reg.ServiceRoute
 		e := int64(reg.Expires / time.Second)
 		r.Expires = &e
+		r.Unauthenticated = reg.Unauthenticated
 		if s := reg.Security; s != nil {
 			mode := s.Mode
 			if mode == "" {

@@ -139,6 +139,16 @@ type Client struct {
 	sub       *subscription
 }
 
+// A UE accepts TCP connections on port_us from its P-CSCF only (one per
+// SA set, and a restarted P-CSCF's): anyone else who opens many would grow
+// it without bound. Beyond maxInbound live connections a new one is
+// reset; one idle for inboundIdle is closed (a P-CSCF dials again when it
+// has a request).
+const (
+	maxInbound  = 32
+	inboundIdle = 15 * time.Minute
+)
+
 // New checks cfg, opens the unprotected socket (UDP) and port_us (UDP and
 // TCP), and returns a Client ready to Register. Errors are configuration or
 // local environment errors (a port in use, an address not on this host).
@@ -185,7 +195,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Capture != nil {
 		sinks = append(sinks, cfg.Capture)
 	}
-	c.tp = sipnet.New(sipnet.Config{Net: nw, Timers: s.timers, Sinks: sinks, Handler: c.onRequest, Log: s.log})
+	c.tp = sipnet.New(sipnet.Config{Net: nw, Timers: s.timers, Sinks: sinks, Handler: c.onRequest, Log: s.log,
+		MaxInbound: maxInbound, IdleTimeout: inboundIdle})
 	c.unprotPort = s.LocalPort
 	if s.network == "udp" {
 		a, err := c.tp.BindUDP(netip.AddrPortFrom(c.local, c.unprotPort))

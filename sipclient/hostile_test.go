@@ -1,15 +1,23 @@
 package sipclient
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsue/imsue/imscore"
+	"github.com/imsue/imsue/internal/testenv"
+	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/sipnet"
 )
 
@@ -102,5 +110,100 @@ func TestNotBound(t *testing.T) {
 	})
 	if _, err := hostileUE(t, pcscf, true).Register(testCtx(t)); !errors.Is(err, ErrNotBound) || !strings.Contains(err.Error(), "no Contact for") {
 		t.Fatalf("Register: %v; want ErrNotBound", err)
+	}
+}
+
+// rogueSink answers the UE's first protected REGISTER itself, at once, in
+// clear, from a port of its own: what an attacker on the path can do when
+// ealg is null and the branch is visible.
+type rogueSink struct {
+	t    *testing.T
+	conn *net.UDPConn
+	once sync.Once
+}
+
+func (r *rogueSink) WritePacket(p sipnet.Packet) error {
+	if !p.Sent || !bytes.Contains(p.Data, []byte("Security-Verify:")) || !bytes.HasPrefix(p.Data, []byte("REGISTER ")) {
+		return nil
+	}
+	msg, err := sip.ParseMessage(p.Data)
+	if err != nil {
+		return nil
+	}
+	r.once.Do(func() {
+		req := msg.(*sip.Request)
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("Contact", req.GetHeader("Contact").Value()+";expires=600"))
+		res.AppendHeader(sip.NewHeader("P-Associated-URI", "<sip:rogue@attacker.example>"))
+		via := req.Via()
+		dst := netip.AddrPortFrom(p.Local.Addr(), uint16(via.Port))
+		r.conn.WriteToUDPAddrPort([]byte(res.String()), dst)
+	})
+	return nil
+}
+
+// A response to a request sent over the SAs counts only when it came back
+// over them: a clear 200 from another port is dropped, and the real one,
+// over the SAs, completes the registration.
+func TestResponseOnlyOverItsSet(t *testing.T) {
+	faults := &imscore.Faults{}
+	core := startCore(t, func(c *imscore.Config) { c.Faults = faults })
+	rogue, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rogue.Close()
+	c, _, _ := ue(t, core, func(c *Config) {
+		c.Capture = &rogueSink{t: t, conn: rogue}
+		c.Algs, c.EAlgs = []ipsec.Auth{ipsec.AuthHMACSHA196}, []ipsec.Enc{ipsec.EncNull}
+	})
+	faults.DelayResponses(200 * time.Millisecond) // the real 200 comes after the rogue one
+	reg, err := c.Register(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(reg.AssociatedURIs, "sip:rogue@attacker.example") || reg.Security == nil {
+		t.Fatalf("the rogue 200 completed the protected REGISTER: %+v", reg)
+	}
+	if c.tp.Stats().Unaccepted == 0 {
+		t.Error("the rogue 200 was not seen and refused")
+	}
+}
+
+// Connections to port_us are bounded: 200 of them leave at most
+// maxInbound open at the UE, the rest reset at once.
+func TestInboundConnectionsBounded(t *testing.T) {
+	c := hostileUE(t, netip.MustParseAddrPort("127.0.0.1:9"), true)
+	us := netip.AddrPortFrom(c.local, c.portUS)
+	var conns []net.Conn
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	for range 200 {
+		cn, err := net.Dial("tcp4", us.String())
+		if errors.Is(err, syscall.ECONNRESET) {
+			continue // refused before the dial even returned
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+	ok := testenv.Poll(5*time.Second, func() bool { return c.tp.Stats().RefusedConn >= 200-maxInbound })
+	if !ok {
+		t.Fatalf("refused %d of 200 connections; want at least %d", c.tp.Stats().RefusedConn, 200-maxInbound)
+	}
+	// What the UE refused, the peer sees closed.
+	open := 0
+	for _, cn := range conns {
+		cn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := cn.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			open++
+		}
+	}
+	if open > maxInbound {
+		t.Errorf("%d connections still open at the UE; want at most %d", open, maxInbound)
 	}
 }

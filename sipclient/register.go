@@ -73,9 +73,13 @@ func (c *Client) scope(ctx context.Context) (context.Context, context.CancelFunc
 	return ctx, func() { stop(); cancel(context.Canceled) }
 }
 
-// unprotectedRoute: from the unprotected port to the P-CSCF's.
+// unprotectedRoute: from the unprotected port to the P-CSCF's. Its
+// responses must come from the P-CSCF's address.
 func (c *Client) unprotectedRoute() sipnet.Route {
-	return c.route(c.s.network, c.unprotPort, c.s.pcscf)
+	r := c.route(c.s.network, c.unprotPort, c.s.pcscf)
+	pcscf := c.s.pcscf.Addr()
+	r.Accept = func(in *sipnet.Inbound) bool { return in.Remote.Addr() == pcscf }
+	return r
 }
 
 // doRegister is one registration procedure with the given expiry (0 is a

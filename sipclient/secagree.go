@@ -224,8 +224,13 @@ func (c *Client) arrivedOver(in *sipnet.Inbound) (id uint64, ok bool) {
 }
 
 // protectedRoute is how requests go over set s: from port_uc to port_ps.
+// Only a response that came back over s completes them (TS 33.203 §7.1:
+// from port_ps to port_uc, or from port_pc to port_us): one sent in clear
+// from elsewhere, or to the unprotected port, is dropped.
 func (c *Client) protectedRoute(s *saState) sipnet.Route {
-	return c.route(c.s.network, s.ue.PortC, netip.AddrPortFrom(c.s.pcscf.Addr(), s.pcscf.PortS))
+	r := c.route(c.s.network, s.ue.PortC, netip.AddrPortFrom(c.s.pcscf.Addr(), s.pcscf.PortS))
+	r.Accept = func(in *sipnet.Inbound) bool { return c.carried(s, in) }
+	return r
 }
 
 // carried reports whether a message arrived over set s: from port_pc to

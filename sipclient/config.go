@@ -83,7 +83,8 @@ type Config struct {
 	DeregTimeout time.Duration
 	// Timers are the SIP timers: UDP retransmissions start at T1, double up
 	// to T2, and a transaction fails after Timer F = 64·T1. Zero fields
-	// take RFC 3261's (sipnet.RFC3261Timers).
+	// take a UE's values of TS 24.229 Table 7.7.1 (sipnet.UETimers: T1
+	// 2 s, T2 16 s, T4 17 s, so Timer F is 128 s).
 	Timers sipnet.Timers
 	// Net is where the sockets come from; nil means the host's kernel
 	// (sipnet.Kernel). Tests use an in-memory network (sipnet/memnet).
@@ -182,6 +183,15 @@ func (cfg *Config) settings() (*settings, error) {
 		s.deregWait = DefaultDeregTimeout
 	}
 	s.timers = cfg.Timers
+	if s.timers.T1 <= 0 {
+		s.timers.T1 = sipnet.UETimers.T1
+	}
+	if s.timers.T2 <= 0 {
+		s.timers.T2 = max(sipnet.UETimers.T2, s.timers.T1)
+	}
+	if s.timers.T4 <= 0 {
+		s.timers.T4 = sipnet.UETimers.T4
+	}
 	if s.minRefresh = cfg.MinRefresh; s.minRefresh <= 0 {
 		s.minRefresh = DefaultMinRefresh
 	}

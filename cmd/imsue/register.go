@@ -53,7 +53,7 @@ type registerFlags struct {
 	untilSignal                                    bool
 	trace                                          bool
 	pcap, espKeys                                  string
-	deregTimeout, t1                               time.Duration
+	deregTimeout, t1, t2, t4                       time.Duration
 	stateDir                                       string
 	headers                                        []string
 }
@@ -108,8 +108,9 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl.StringVar(&f.espKeys, "esp-keys", "", "write the ESP keys in Wireshark's esp_sa format to this file (mode 0600)")
 	fl.StringArrayVar(&f.headers, "header", nil, "add a header to REGISTER and SUBSCRIBE, \"Name: value\" (repeatable; e.g. P-Access-Network-Info)")
 	fl.DurationVar(&f.deregTimeout, "dereg-timeout", sipclient.DefaultDeregTimeout, "how long to wait for the answer to the de-REGISTER")
-	fl.DurationVar(&f.t1, "t1", sipnet.RFC3261Timers.T1, "SIP timer T1 (Timer F = 64·T1)")
-	fl.MarkHidden("t1")
+	fl.DurationVar(&f.t1, "t1", sipnet.UETimers.T1, "SIP timer T1, the first UDP retransmission (TS 24.229 Table 7.7.1); Timer F = 64·T1 bounds a transaction")
+	fl.DurationVar(&f.t2, "t2", sipnet.UETimers.T2, "SIP timer T2, the longest retransmission interval (TS 24.229 Table 7.7.1)")
+	fl.DurationVar(&f.t4, "t4", sipnet.UETimers.T4, "SIP timer T4 (TS 24.229 Table 7.7.1)")
 	fl.StringVar(&f.stateDir, "state-dir", "", "directory of the kernel backend's SA records (default: its own)")
 	fl.MarkHidden("state-dir") // for tests and unusual installs, as in imsue sa
 	return cmd
@@ -198,10 +199,18 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 		return cfg, usageError(fmt.Errorf("--dereg-timeout %s: must be positive", f.deregTimeout))
 	}
 	cfg.DeregTimeout = f.deregTimeout
-	if f.t1 <= 0 {
-		return cfg, usageError(fmt.Errorf("--t1 %s: must be positive", f.t1))
+	for _, t := range []struct {
+		name string
+		v    time.Duration
+	}{{"t1", f.t1}, {"t2", f.t2}, {"t4", f.t4}} {
+		if t.v <= 0 {
+			return cfg, usageError(fmt.Errorf("--%s %s: must be positive", t.name, t.v))
+		}
 	}
-	cfg.Timers.T1 = f.t1
+	if f.t2 < f.t1 {
+		return cfg, usageError(fmt.Errorf("--t2 %s: shorter than --t1 %s", f.t2, f.t1))
+	}
+	cfg.Timers = sipnet.Timers{T1: f.t1, T2: f.t2, T4: f.t4}
 	switch f.ipsec {
 	case "kernel", "none":
 	default:

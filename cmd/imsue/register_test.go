@@ -250,7 +250,7 @@ func TestRegisterFlagsLocalPort(t *testing.T) {
 		ok   bool
 	}{{5060, 5060, true}, {0, 0, true}, {65535, 65535, true}, {-1, 0, false}, {65536, 0, false}} {
 		f := &registerFlags{profile: "ue.yaml", pcscf: "127.0.0.1", localPort: tt.flag, transport: "udp", ipsec: "none",
-			algs: []string{"hmac-sha-1-96"}, ealgs: []string{"null"}, expires: 60, deregTimeout: time.Second, t1: time.Second}
+			algs: []string{"hmac-sha-1-96"}, ealgs: []string{"null"}, expires: 60, deregTimeout: time.Second, t1: time.Second, t2: 4 * time.Second, t4: 5 * time.Second}
 		cfg, err := f.config()
 		switch {
 		case tt.ok && (err != nil || cfg.LocalPort != tt.want):
@@ -544,4 +544,21 @@ func BenchmarkRegisterProcess(b *testing.B) {
 	}
 	b.ReportMetric(float64(external.Microseconds())/1000/float64(n), "ms-start-to-registered")
 	b.ReportMetric(float64(internal.Microseconds())/1000/float64(n), "ms-init-to-registered")
+}
+
+// The SIP timers default to a UE's of TS 24.229 Table 7.7.1; --t2 below
+// --t1 is a usage error.
+func TestRegisterFlagsTimers(t *testing.T) {
+	fl := newRegisterCmd(&app{}).Flags()
+	for name, want := range map[string]string{"t1": "2s", "t2": "16s", "t4": "17s"} {
+		if d := fl.Lookup(name).DefValue; d != want {
+			t.Errorf("--%s defaults to %s, want %s", name, d, want)
+		}
+	}
+	f := &registerFlags{profile: "ue.yaml", pcscf: "127.0.0.1", transport: "udp", ipsec: "none",
+		algs: []string{"hmac-sha-1-96"}, ealgs: []string{"null"}, expires: 60, deregTimeout: time.Second,
+		t1: 2 * time.Second, t2: time.Second, t4: time.Second}
+	if _, err := f.config(); exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "--t2") {
+		t.Errorf("--t2 below --t1: %v, want a usage error", err)
+	}
 }

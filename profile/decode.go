@@ -16,11 +16,12 @@ type raw struct {
 	mncLength                int
 	k, op, opc               string
 	sqnState, card, password string
+	imei                     string
 	present                  map[string]bool
 }
 
 // The fields a profile may hold, in the order errors are checked.
-var fields = []string{"imsi", "mnc_length", "impi", "impu", "domain", "k", "op", "opc", "sqn_state", "card", "password"}
+var fields = []string{"imsi", "mnc_length", "impi", "impu", "domain", "k", "op", "opc", "sqn_state", "card", "password", "imei"}
 
 // decode walks the YAML tree by hand instead of unmarshalling into a struct:
 // that way an unknown or repeated key is an error naming it (a typo such as
@@ -125,6 +126,8 @@ func (r *raw) set(name string, n *yaml.Node) error {
 		r.card = v
 	case "password":
 		r.password = v
+	case "imei":
+		r.imei = v
 	}
 	return nil
 }

@@ -84,9 +84,21 @@ type Profile struct {
 	Card string
 	// Password is for IMS cores that use plain MD5 digest; may be empty.
 	Password Secret
+	// IMEI is the device's IMEI (15 digits), from which the Contact's
+	// +sip.instance is built (TS 23.003 §13.8); may be empty.
+	IMEI string
 	// Warnings are problems that do not stop the profile from working
 	// (a file readable by group or others); the caller shows them.
 	Warnings []string
+}
+
+// InstanceURN is the IMEI URN of TS 23.003 §13.8 (RFC 7254),
+// urn:gsma:imei:TAC-SNR-0, or "" without an IMEI.
+func (p *Profile) InstanceURN() string {
+	if p.IMEI == "" {
+		return ""
+	}
+	return "urn:gsma:imei:" + p.IMEI[:8] + "-" + p.IMEI[8:14] + "-0"
 }
 
 // CardReader returns the reader substring of a "pcsc:<reader>" card, ""

@@ -320,3 +320,22 @@ func TestOpenSoftware(t *testing.T) {
 		t.Fatalf("software ISIM without keys: %v", err)
 	}
 }
+
+// The IMEI and its URN: TS 23.003 Annex B's example IMEI 35 209900 176148
+// with check digit 1, and the URN of §13.8 (RFC 7254: TAC-SNR-0).
+func TestIMEI(t *testing.T) {
+	base := "imsi: \"001010123456789\"\nmnc_length: 2\nk: 000102030405060708090a0b0c0d0e0f\nopc: 000102030405060708090a0b0c0d0e0f\n"
+	p, err := Parse([]byte(base+"imei: \"352099001761481\"\n"), "ue.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.InstanceURN(); got != "urn:gsma:imei:35209900-176148-0" {
+		t.Errorf("InstanceURN = %q", got)
+	}
+	for _, bad := range []string{"352099001761482", "35209900176148", "35209900176148x"} {
+		var pe *Error
+		if _, err := Parse([]byte(base+"imei: \""+bad+"\"\n"), "ue.yaml"); !errors.As(err, &pe) || !strings.Contains(err.Error(), "imei") {
+			t.Errorf("imei %q: %v; want an error naming imei", bad, err)
+		}
+	}
+}

@@ -46,7 +46,39 @@ func validate(r *raw, path string) (*Profile, error) {
 	}
 	p.SQNState = state
 	p.Password = Secret(r.password)
+	if r.present["imei"] {
+		if err := checkIMEI(r.imei); err != nil {
+			return nil, fieldErr("imei", "%v", err)
+		}
+		p.IMEI = r.imei
+	}
 	return p, nil
+}
+
+// checkIMEI accepts the 15-digit IMEI of TS 23.003 §6.2.1: TAC (8), SNR
+// (6) and the Luhn check digit of Annex B.
+func checkIMEI(s string) error {
+	if len(s) != 15 {
+		return fmt.Errorf("want 15 digits (TAC, SNR, check digit; TS 23.003 §6.2.1), got %d characters", len(s))
+	}
+	sum := 0
+	for i := range 15 {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return errors.New("not all digits")
+		}
+		d := int(c - '0')
+		if i%2 == 1 { // every second digit from the left, doubled (TS 23.003 Annex B)
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	if sum%10 != 0 {
+		return errors.New("check digit wrong (TS 23.003 Annex B)")
+	}
+	return nil
 }
 
 // identities fills p.Identity: what the profile gives, each missing part

@@ -49,8 +49,11 @@ type Registration struct {
 	AssociatedURIs []string // P-Associated-URI, in order
 	ServiceRoute   []string // Service-Route entries, as received
 	Contact        string   // the UE's contact URI
-	Expires        time.Duration
-	At             time.Time // when the 200 OK arrived
+	// PubGRUU and TempGRUU are the GRUUs the registrar assigned to the
+	// UE's binding (RFC 5627 §5.1), when it asked for them (Instance).
+	PubGRUU, TempGRUU string
+	Expires           time.Duration
+	At                time.Time // when the 200 OK arrived
 	// Security is the SA set in use; nil when the core uses plain MD5
 	// Digest (no AKA keys, so no SAs) or did not authenticate.
 	Security *Security

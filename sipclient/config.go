@@ -23,6 +23,8 @@ const (
 	DefaultExpires      = 600000 * time.Second // what commercial UEs request
 	DefaultDeregTimeout = 4 * time.Second
 	DefaultMaxUDPSize   = 1300 // RFC 3261 §18.1.1, path MTU unknown
+	// ICSIMMTel is the MMTel service identifier (TS 24.173 §5.1, IR.92).
+	ICSIMMTel = "urn:urn-7:3gpp-service.ims.icsi.mmtel"
 	// DefaultMinRefresh is the default floor of the refresh interval.
 	DefaultMinRefresh = 5 * time.Second
 )
@@ -94,6 +96,18 @@ type Config struct {
 	// connection is refused). 0 means DefaultMaxUDPSize; negative means no
 	// limit.
 	MaxUDPSize int
+	// Instance is the Contact's +sip.instance (RFC 5626 §4.1, TS 24.229
+	// §5.1.1.2.1): the IMEI URN of TS 23.003 §13.8, or a UUID URN kept
+	// stable across runs. Empty: none (and no GRUU is asked for).
+	Instance string
+	// ICSI lists the IMS communication service identifiers put in the
+	// Contact's +g.3gpp.icsi-ref (TS 24.229 §5.1.1.2.1, §7.9.2); nil means
+	// MMTel (IR.92), an empty non-nil slice none.
+	ICSI []string
+	// SMSIP adds +g.3gpp.smsip to the Contact (TS 24.341 §5.3.1.2).
+	SMSIP bool
+	// PANI, when set, is sent as P-Access-Network-Info (TS 24.229 §7.2A.4).
+	PANI string
 	// MinRefresh is the shortest interval between two refreshes, however
 	// short the lifetime granted (a broken or hostile registrar granting
 	// 1 s must not make the UE refresh in a loop). 0 means
@@ -133,6 +147,7 @@ type settings struct {
 	deregWait  time.Duration
 	timers     sipnet.Timers
 	minRefresh time.Duration
+	icsi       []string
 	maxUDP     int // 0 = unlimited
 	backend    ipsec.Backend
 	algs       []ipsec.Auth
@@ -181,6 +196,21 @@ func (cfg *Config) settings() (*settings, error) {
 	s.deregWait = cfg.DeregTimeout
 	if s.deregWait <= 0 {
 		s.deregWait = DefaultDeregTimeout
+	}
+	s.icsi = cfg.ICSI
+	if s.icsi == nil {
+		s.icsi = []string{ICSIMMTel}
+	}
+	for _, u := range s.icsi {
+		if !strings.HasPrefix(strings.ToLower(u), "urn:") || strings.ContainsAny(u, "\",; \t\r\n") {
+			return nil, fmt.Errorf("sipclient: Config.ICSI: %q is not a URN", u)
+		}
+	}
+	if strings.ContainsAny(cfg.Instance, "\"<>\r\n") || (cfg.Instance != "" && !strings.HasPrefix(strings.ToLower(cfg.Instance), "urn:")) {
+		return nil, fmt.Errorf("sipclient: Config.Instance: %q is not a URN", cfg.Instance)
+	}
+	if strings.ContainsAny(cfg.PANI, "\r\n") {
+		return nil, errors.New("sipclient: Config.PANI: more than one line")
 	}
 	s.timers = cfg.Timers
 	if s.timers.T1 <= 0 {

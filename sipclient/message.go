@@ -135,15 +135,7 @@ func paramOf(ps sip.HeaderParams, name string) (string, bool) {
 // Contact that is not the UE's is another device's binding, never the UE's,
 // even when it is the only one.
 func ownBinding(res *sip.Response, ip netip.Addr, port uint16, asked time.Duration) (d time.Duration, bound bool) {
-	for _, h := range res.GetHeaders("Contact") {
-		ch, ok := h.(*sip.ContactHeader)
-		if !ok {
-			continue
-		}
-		a, err := netip.ParseAddr(strings.Trim(ch.Address.Host, "[]"))
-		if err != nil || a.Unmap() != ip || ch.Address.Port != int(port) {
-			continue
-		}
+	if ch := ownContact(res, ip, port); ch != nil {
 		if v, ok := paramOf(ch.Params, "expires"); ok {
 			if n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 32); err == nil {
 				return time.Duration(n) * time.Second, true
@@ -157,6 +149,73 @@ func ownBinding(res *sip.Response, ip netip.Addr, port uint16, asked time.Durati
 		return asked, true
 	}
 	return 0, false
+}
+
+// ownContact is the Contact of a 200 OK that is the UE's binding (its
+// address and port), or nil.
+func ownContact(res *sip.Response, ip netip.Addr, port uint16) *sip.ContactHeader {
+	for _, h := range res.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		a, err := netip.ParseAddr(strings.Trim(ch.Address.Host, "[]"))
+		if err == nil && a.Unmap() == ip && ch.Address.Port == int(port) {
+			return ch
+		}
+	}
+	return nil
+}
+
+// gruus reads the pub-gruu and temp-gruu the registrar assigned to the
+// UE's binding (RFC 5627 §5.1), unquoted.
+func gruus(res *sip.Response, ip netip.Addr, port uint16) (pub, temp string) {
+	if ch := ownContact(res, ip, port); ch != nil {
+		pub, temp = quotedParam(ch.Params, "pub-gruu"), quotedParam(ch.Params, "temp-gruu")
+	}
+	return pub, temp
+}
+
+// quotedParam returns the unquoted value of a header parameter whose
+// quoted string may hold ';' and '=' (a GRUU's ";gr=", base64 in a temp
+// GRUU). sipgo v1.7.3 splits parameters at every ';' and each at an '=',
+// quoted or not; the pieces rejoined give the text back, which is then
+// read with quotes respected (RFC 3261 §25.1 quoted-string).
+func quotedParam(ps sip.HeaderParams, name string) string {
+	var raw strings.Builder
+	for i, kv := range ps {
+		if i > 0 {
+			raw.WriteByte(';')
+		}
+		raw.WriteString(kv.K)
+		if kv.V != "" {
+			raw.WriteString("=" + kv.V)
+		}
+	}
+	text := raw.String()
+	for len(text) > 0 {
+		// One parameter: up to the first ';' outside quotes.
+		end, quoted := len(text), false
+		for i := 0; i < len(text); i++ {
+			switch c := text[i]; {
+			case c == '\\' && quoted:
+				i++
+			case c == '"':
+				quoted = !quoted
+			case c == ';' && !quoted:
+				end = i
+			}
+			if end != len(text) {
+				break
+			}
+		}
+		k, v, _ := strings.Cut(text[:end], "=")
+		if strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+		text = text[min(end+1, len(text)):]
+	}
+	return ""
 }
 
 // seconds formats a duration as whole seconds (at least 1 unless zero).

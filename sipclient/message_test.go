@@ -210,3 +210,13 @@ func TestReadChallenge(t *testing.T) {
 		})
 	}
 }
+
+// The GRUUs of the UE's own binding (RFC 5627 §5.1), not another's.
+func TestGRUUs(t *testing.T) {
+	ue := netip.MustParseAddr("192.0.2.1")
+	res := parseResponse(t, head+`Contact: <sip:other@192.0.2.9:5062>;pub-gruu="sip:x@ims.example;gr=other";expires=100, <sip:u@192.0.2.1:5062>;expires=600;pub-gruu="sip:u@ims.example;gr=urn:gsma:imei:35209900-176148-0";temp-gruu="sip:tgruu.7hs==jd7vnzga5w7fajsc7-ajd6fabz0f8g5@ims.example;gr"`+"\nContent-Length: 0\n\n")
+	pub, temp := gruus(res, ue, 5062)
+	if pub != "sip:u@ims.example;gr=urn:gsma:imei:35209900-176148-0" || temp != "sip:tgruu.7hs==jd7vnzga5w7fajsc7-ajd6fabz0f8g5@ims.example;gr" {
+		t.Errorf("pub %q temp %q", pub, temp)
+	}
+}

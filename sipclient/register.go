@@ -368,6 +368,7 @@ func (c *Client) registered(res *sip.Response, asked, granted time.Duration, tm 
 		Expires:         granted,
 		Unauthenticated: !c.authed,
 	}
+	reg.PubGRUU, reg.TempGRUU = gruus(res, c.local, c.portUS)
 	for _, e := range splitList(headerValues(res, "P-Associated-URI")...) {
 		reg.AssociatedURIs = append(reg.AssociatedURIs, uriOf(e))
 	}
@@ -458,13 +459,7 @@ func (c *Client) buildRegister(expires time.Duration, authz, client string, veri
 	req.AppendHeader(&callID)
 	c.cseq++
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: c.cseq, MethodName: sip.REGISTER})
-	// No +sip.instance: the UE does neither GRUU nor outbound, and the
-	// REGISTER must stay small (see Config.MaxUDPSize).
-	contact := &sip.ContactHeader{Address: c.contactURI(), Params: sip.NewParams()}
-	if expires == 0 {
-		contact.Params.Add("expires", "0")
-	}
-	req.AppendHeader(contact)
+	req.AppendHeader(c.contact(expires))
 	req.AppendHeader(sip.NewHeader("Expires", seconds(expires)))
 	req.AppendHeader(sip.NewHeader("Authorization", authz))
 	if client != "" {
@@ -475,11 +470,45 @@ func (c *Client) buildRegister(expires time.Duration, authz, client string, veri
 		req.AppendHeader(sip.NewHeader("Require", "sec-agree"))
 		req.AppendHeader(sip.NewHeader("Proxy-Require", "sec-agree"))
 	}
-	req.AppendHeader(sip.NewHeader("Supported", "path"))
+	if c.s.Instance != "" {
+		req.AppendHeader(sip.NewHeader("Supported", "path, gruu")) // RFC 5627 §4.1 needs the instance
+	} else {
+		req.AppendHeader(sip.NewHeader("Supported", "path"))
+	}
+	if c.s.PANI != "" {
+		req.AppendHeader(sip.NewHeader("P-Access-Network-Info", c.s.PANI))
+	}
 	req.AppendHeader(sip.NewHeader("User-Agent", c.s.userAgent))
 	c.addHeaders(req)
 	req.SetBody(nil)
 	return req
+}
+
+// contact is the REGISTER's Contact (TS 24.229 §5.1.1.2.1, GSMA IR.92
+// §2.2.1): the UE's address and port_us, its +sip.instance, the ICSIs in
+// +g.3gpp.icsi-ref (each URN's colons percent-encoded, RFC 3840 §9 string
+// value), +g.3gpp.smsip when asked, and expires=0 for a de-registration.
+// Without +sip.instance, initial filter criteria keyed on the ICSI never
+// fire at the S-CSCF.
+func (c *Client) contact(expires time.Duration) *sip.ContactHeader {
+	h := &sip.ContactHeader{Address: c.contactURI(), Params: sip.NewParams()}
+	if expires == 0 {
+		h.Params.Add("expires", "0")
+	}
+	if c.s.Instance != "" {
+		h.Params.Add("+sip.instance", `"<`+c.s.Instance+`>"`)
+	}
+	if len(c.s.icsi) > 0 {
+		enc := make([]string, len(c.s.icsi))
+		for i, u := range c.s.icsi {
+			enc[i] = strings.ReplaceAll(u, ":", "%3A")
+		}
+		h.Params.Add("+g.3gpp.icsi-ref", `"`+strings.Join(enc, ",")+`"`)
+	}
+	if c.s.SMSIP {
+		h.Params.Add("+g.3gpp.smsip", "")
+	}
+	return h
 }
 
 // addHeaders applies Config.Headers: each replaces the UE's header of the

@@ -288,7 +288,8 @@ func TestMACFailure(t *testing.T) {
 	if s := core.Stats(); s.RegistersUnprotected != 2 || s.Challenges != 1 {
 		t.Errorf("core stats %+v, want 2 REGISTERs and 1 challenge", s)
 	}
-	sent := strings.Count(trace.String(), "sent UDP")
+	// (Over UDP or, above 1300 bytes, TCP: RFC 3261 §18.1.1.)
+	sent := strings.Count(trace.String(), " sent UDP ") + strings.Count(trace.String(), " sent TCP ")
 	if sent != 2 {
 		t.Errorf("%d messages sent, want 2", sent)
 	}

@@ -55,7 +55,9 @@ type registerFlags struct {
 	pcap, espKeys                                  string
 	deregTimeout, t1, t2, t4                       time.Duration
 	stateDir                                       string
-	headers                                        []string
+	headers, icsi                                  []string
+	smsip, noInstance                              bool
+	pani                                           string
 }
 
 func newRegisterCmd(a *app) *cobra.Command {
@@ -106,7 +108,11 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl.BoolVar(&f.trace, "trace", false, "print each SIP message, timestamped, on stderr")
 	fl.StringVar(&f.pcap, "pcap", "", "write the SIP messages as sent and received to this pcap file")
 	fl.StringVar(&f.espKeys, "esp-keys", "", "write the ESP keys in Wireshark's esp_sa format to this file (mode 0600)")
-	fl.StringArrayVar(&f.headers, "header", nil, "add a header to REGISTER and SUBSCRIBE, \"Name: value\" (repeatable; e.g. P-Access-Network-Info)")
+	fl.StringArrayVar(&f.headers, "header", nil, "add a header to REGISTER and SUBSCRIBE, \"Name: value\"; it replaces imsue's own header of that name (repeatable)")
+	fl.StringArrayVar(&f.icsi, "icsi", []string{sipclient.ICSIMMTel}, "IMS communication service identifier for the Contact's +g.3gpp.icsi-ref (repeatable; TS 24.229 §7.9.2)")
+	fl.BoolVar(&f.smsip, "smsip", false, "add +g.3gpp.smsip to the Contact (SMS over IP, TS 24.341)")
+	fl.StringVar(&f.pani, "pani", "", "P-Access-Network-Info value (TS 24.229 §7.2A.4), e.g. \"3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=0010100010019B01\"")
+	fl.BoolVar(&f.noInstance, "no-instance", false, "no +sip.instance in the Contact (and no GRUU asked for)")
 	fl.DurationVar(&f.deregTimeout, "dereg-timeout", sipclient.DefaultDeregTimeout, "how long to wait for the answer to the de-REGISTER")
 	fl.DurationVar(&f.t1, "t1", sipnet.UETimers.T1, "SIP timer T1, the first UDP retransmission (TS 24.229 Table 7.7.1); Timer F = 64·T1 bounds a transaction")
 	fl.DurationVar(&f.t2, "t2", sipnet.UETimers.T2, "SIP timer T2, the longest retransmission interval (TS 24.229 Table 7.7.1)")
@@ -189,6 +195,12 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 	cfg.AKAv2 = f.akav2
 	cfg.AllowUnauthenticated = f.allowUnauth
 	cfg.Headers = f.headers
+	cfg.ICSI = f.icsi
+	if cfg.ICSI == nil {
+		cfg.ICSI = []string{} // --icsi given empty: none
+	}
+	cfg.SMSIP = f.smsip
+	cfg.PANI = f.pani
 	if f.hold < 0 {
 		return cfg, usageError(fmt.Errorf("--hold %s: negative", f.hold))
 	}
@@ -297,6 +309,11 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 	}
 	cfg.Password = string(p.Password)
 	cfg.UserAgent = "imsue/" + version
+	if !f.noInstance {
+		if cfg.Instance, _, err = instanceURN(p); err != nil {
+			return usageError(err)
+		}
+	}
 	if !cfg.PCSCF.IsValid() {
 		id := p.Identity
 		if id.IMPI == "" {

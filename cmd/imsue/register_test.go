@@ -154,7 +154,9 @@ func TestRegisterCommandText(t *testing.T) {
 		}
 	}
 	// --trace: every message on stderr with a timestamp and direction.
-	if n := strings.Count(stderr, "--- "); n < 6 || !strings.Contains(stderr, " sent UDP ") || !strings.Contains(stderr, " recv ") {
+	// (UDP, or TCP for a REGISTER over 1300 bytes: RFC 3261 §18.1.1.)
+	sent := strings.Contains(stderr, " sent UDP ") || strings.Contains(stderr, " sent TCP ")
+	if n := strings.Count(stderr, "--- "); n < 6 || !sent || !strings.Contains(stderr, " recv ") {
 		t.Errorf("trace shows %d messages:\n%s", n, stderr)
 	}
 	if strings.Contains(stdout, "--- ") {

@@ -25,13 +25,16 @@ type Result struct {
 	Security       *SecurityResult `json:"security,omitempty"`
 	// Unauthenticated: registered without any challenge (only with
 	// --allow-unauthenticated): the network was not authenticated.
-	Unauthenticated bool               `json:"unauthenticated,omitempty"`
-	TimingsMS       map[string]float64 `json:"timings_ms,omitempty"`
-	Deregistration  *DeregResult       `json:"deregistration,omitempty"`
-	Status          int                `json:"status,omitempty"` // the rejecting response's code
-	Reason          string             `json:"reason,omitempty"`
-	Error           string             `json:"error,omitempty"`
-	ExitCode        int                `json:"exit_code,omitempty"`
+	Unauthenticated bool `json:"unauthenticated,omitempty"`
+	// PubGRUU and TempGRUU are the GRUUs the registrar assigned (RFC 5627).
+	PubGRUU        string             `json:"pub_gruu,omitempty"`
+	TempGRUU       string             `json:"temp_gruu,omitempty"`
+	TimingsMS      map[string]float64 `json:"timings_ms,omitempty"`
+	Deregistration *DeregResult       `json:"deregistration,omitempty"`
+	Status         int                `json:"status,omitempty"` // the rejecting response's code
+	Reason         string             `json:"reason,omitempty"`
+	Error          string             `json:"error,omitempty"`
+	ExitCode       int                `json:"exit_code,omitempty"`
 }
 
 // SecurityResult is the SA set without keys.
@@ -65,6 +68,7 @@ func NewResult(reg *sipclient.Registration, err error) Result {
 		e := int64(reg.Expires / time.Second)
 		r.Expires = &e
 		r.Unauthenticated = reg.Unauthenticated
+		r.PubGRUU, r.TempGRUU = reg.PubGRUU, reg.TempGRUU
 		if s := reg.Security; s != nil {
 			mode := s.Mode
 			if mode == "" {

@@ -136,6 +136,7 @@ type Client struct {
 	sas       map[uint64]*saState
 	digest    *digestState // what answers the last nonce again
 	authed    bool         // the registration was authenticated (a challenge was answered)
+	failures  int          // consecutive retryable failures (Retry)
 	reg       *Registration
 	expires   time.Duration // the expiry REGISTER asks for: Config.Expires, or Min-Expires after a 423
 	refreshAt time.Time

@@ -3,6 +3,8 @@ package sipclient
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipnet"
@@ -84,11 +86,37 @@ type RejectedError struct {
 	Method string
 	Status int
 	Reason string
+	// RetryAfter is the Retry-After the response carried (RFC 3261
+	// §20.33), 0 when none.
+	RetryAfter time.Duration
+	// Warning is the response's Warning header value, if any.
+	Warning string
+	// Err classifies the rejection further: ErrSecAgreeRefused for a 494,
+	// or a 420 naming sec-agree.
+	Err error
 }
 
 func (e *RejectedError) Error() string {
-	return fmt.Sprintf("%s rejected: %d %s", e.Method, e.Status, e.Reason)
+	s := fmt.Sprintf("%s rejected: %d %s", e.Method, e.Status, e.Reason)
+	if e.Warning != "" {
+		s += " (Warning: " + e.Warning + ")"
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (Retry-After: %d s)", int64(e.RetryAfter/time.Second))
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
+
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// ErrSecAgreeRefused: the P-CSCF refused sec-agree itself: 494 Security
+// Agreement Required (RFC 3329 §2.3.1: what the UE offered is not enough),
+// or 420 Bad Extension with Unsupported: sec-agree (it does not do
+// sec-agree at all). It is a security agreement failure (exit 7).
+var ErrSecAgreeRefused = errors.New("the P-CSCF refused the security agreement")
 
 // IPsecError reports that the Backend could not install the SA set planned
 // from a 401 (or remove one). It wraps the Backend's error, which wraps
@@ -104,3 +132,31 @@ func (e *IPsecError) Error() string {
 }
 
 func (e *IPsecError) Unwrap() error { return e.Err }
+
+// Retry says whether registering again after err makes sense, and after
+// how long: a rejection a P-CSCF or registrar may overcome (500, 503, 480,
+// 504, RFC 3261 §21.5) waits its Retry-After when it gave one, else backs
+// off as RFC 5626 §4.5 describes — min(1800 s, 30 s · 2^(failures-1)),
+// taken at random between half and all of it — never at once. failures
+// counts the consecutive failures, this one included. Other errors (403,
+// sec-agree, a MAC failure, a local problem) are final.
+func Retry(err error, failures int) (time.Duration, bool) {
+	var rej *RejectedError
+	if !errors.As(err, &rej) {
+		return 0, false
+	}
+	switch rej.Status {
+	case 500, 503, 480, 504:
+	default:
+		return 0, false
+	}
+	if rej.RetryAfter > 0 {
+		return rej.RetryAfter, true
+	}
+	const base, maxWait = 30 * time.Second, 1800 * time.Second
+	wait := maxWait
+	if failures < 7 { // 30 s · 2^6 > 1800 s
+		wait = min(maxWait, base<<max(failures-1, 0))
+	}
+	return wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1)), true
+}

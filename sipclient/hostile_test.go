@@ -207,3 +207,32 @@ func TestInboundConnectionsBounded(t *testing.T) {
 		t.Errorf("%d connections still open at the UE; want at most %d", open, maxInbound)
 	}
 }
+
+// A 302 (or 305) to the initial REGISTER is followed once, to the P-CSCF
+// its Contact names; the registration, its refreshes and its
+// de-registration then go there.
+func TestRedirectFollowedOnce(t *testing.T) {
+	second := fakePCSCF(t, ok200(";expires=600"))
+	first := fakePCSCF(t, func(req *sip.Request) *sip.Response {
+		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
+		res.AppendHeader(sip.NewHeader("Contact", "<sip:"+second.String()+">"))
+		return res
+	})
+	c := hostileUE(t, first, true)
+	if _, err := c.Register(testCtx(t)); err != nil {
+		t.Fatalf("Register through a 302: %v", err)
+	}
+	if c.s.pcscf != second {
+		t.Errorf("registered at %v, want %v", c.s.pcscf, second)
+	}
+	// A second redirect is not followed: the REGISTER is then rejected.
+	loop := fakePCSCF(t, func(req *sip.Request) *sip.Response {
+		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
+		res.AppendHeader(sip.NewHeader("Contact", "<sip:"+first.String()+">"))
+		return res
+	})
+	var rej *RejectedError
+	if _, err := hostileUE(t, loop, true).Register(testCtx(t)); !errors.As(err, &rej) || rej.Status != 302 {
+		t.Errorf("two redirects: %v; want the second 302 as a rejection", err)
+	}
+}

@@ -1,9 +1,12 @@
 package sipclient
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -237,8 +240,53 @@ func parseURI(s string) (sip.Uri, error) {
 
 // statusError turns a final non-2xx response into a *RejectedError.
 func statusError(method string, res *sip.Response) *RejectedError {
-	return &RejectedError{Method: method, Status: res.StatusCode, Reason: res.Reason}
+	e := &RejectedError{Method: method, Status: res.StatusCode, Reason: res.Reason}
+	if vs := headerValues(res, "Retry-After"); len(vs) > 0 {
+		// delta-seconds, then optional comment and parameters (§20.33).
+		f := strings.FieldsFunc(vs[0], func(r rune) bool { return r == ' ' || r == ';' || r == '(' })
+		if len(f) > 0 {
+			if n, err := strconv.ParseUint(f[0], 10, 32); err == nil {
+				e.RetryAfter = time.Duration(n) * time.Second
+			}
+		}
+	}
+	if vs := headerValues(res, "Warning"); len(vs) > 0 {
+		e.Warning = vs[0]
+	}
+	switch {
+	case res.StatusCode == 494:
+		e.Err = ErrSecAgreeRefused
+	case res.StatusCode == sip.StatusBadExtension:
+		for _, u := range splitList(headerValues(res, "Unsupported")...) {
+			if strings.EqualFold(strings.TrimSpace(u), "sec-agree") {
+				e.Err = fmt.Errorf("%w: Unsupported: sec-agree (the P-CSCF does not do RFC 3329)", ErrSecAgreeRefused)
+			}
+		}
+	}
+	return e
 }
 
 // uriString formats a URI (sip.Uri.String has a pointer receiver).
 func uriString(u sip.Uri) string { return u.String() }
+
+// redirectTarget is the P-CSCF a 302 or 305 names: the host and port of its
+// first Contact, an address or a name resolved now (port 5060 by default).
+func redirectTarget(ctx context.Context, res *sip.Response) (netip.AddrPort, error) {
+	h, ok := res.GetHeader("Contact").(*sip.ContactHeader)
+	if !ok || h == nil || h.Address.Host == "" {
+		return netip.AddrPort{}, errors.New("redirect without a Contact")
+	}
+	port := uint16(5060)
+	if h.Address.Port > 0 && h.Address.Port < 65536 {
+		port = uint16(h.Address.Port)
+	}
+	host := strings.Trim(h.Address.Host, "[]")
+	if a, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), port), nil
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("redirect to %s: %v", host, err)
+	}
+	return netip.AddrPortFrom(addrs[0].Unmap(), port), nil
+}

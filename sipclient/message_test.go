@@ -220,3 +220,34 @@ func TestGRUUs(t *testing.T) {
 		t.Errorf("pub %q temp %q", pub, temp)
 	}
 }
+
+// Retry-After and Warning of a rejection, and what is retried when
+// (RFC 3261 §20.33, RFC 5626 §4.5).
+func TestRejectionRetry(t *testing.T) {
+	res := parseResponse(t, "SIP/2.0 503 Service Unavailable\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 REGISTER\nRetry-After: 18000;duration=3600\nWarning: 399 pcscf.example \"overloaded\"\nContent-Length: 0\n\n")
+	e := statusError("REGISTER", res)
+	if e.RetryAfter != 18000*time.Second || e.Warning != `399 pcscf.example "overloaded"` {
+		t.Errorf("%+v", e)
+	}
+	if d, ok := Retry(e, 1); !ok || d != 18000*time.Second {
+		t.Errorf("Retry with Retry-After: %v, %v", d, ok)
+	}
+	e.RetryAfter = 0
+	for failures, want := range map[int]time.Duration{1: 30 * time.Second, 2: 60 * time.Second, 7: 1800 * time.Second, 40: 1800 * time.Second} {
+		d, ok := Retry(e, failures)
+		if !ok || d < want/2 || d > want {
+			t.Errorf("backoff after %d failures: %v; want within [%v, %v]", failures, d, want/2, want)
+		}
+	}
+	for _, code := range []int{403, 404, 494} {
+		if _, ok := Retry(&RejectedError{Status: code}, 1); ok {
+			t.Errorf("%d retried", code)
+		}
+	}
+	r494 := statusError("REGISTER", parseResponse(t, "SIP/2.0 494 Security Agreement Required\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 REGISTER\nContent-Length: 0\n\n"))
+	r420 := statusError("REGISTER", parseResponse(t, "SIP/2.0 420 Bad Extension\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 REGISTER\nUnsupported: path, sec-agree\nContent-Length: 0\n\n"))
+	r420other := statusError("REGISTER", parseResponse(t, "SIP/2.0 420 Bad Extension\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 REGISTER\nUnsupported: foo\nContent-Length: 0\n\n"))
+	if !errors.Is(r494, ErrSecAgreeRefused) || !errors.Is(r420, ErrSecAgreeRefused) || errors.Is(r420other, ErrSecAgreeRefused) {
+		t.Errorf("494: %v; 420 sec-agree: %v; 420 other: %v", r494, r420, r420other)
+	}
+}

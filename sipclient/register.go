@@ -126,9 +126,27 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 	if err != nil {
 		return nil, err
 	}
-	resynced, retried423 := false, false
+	resynced, retried423, redirected := false, false, false
 	for {
 		switch {
+		case (res.StatusCode == sip.StatusMovedTemporarily || res.StatusCode == sip.StatusUseProxy) && !redirected && c.current() == nil:
+			// 302/305: the P-CSCF names another (RFC 3261 §21.3.3,
+			// §21.3.5); followed once, for the initial REGISTER only.
+			to, err := redirectTarget(ctx, res)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", statusError("REGISTER", res), err)
+			}
+			c.s.log.Info("P-CSCF redirects", "status", res.StatusCode, "to", to)
+			redirected, c.s.pcscf = true, to
+			first = c.unprotectedRoute()
+			c.dropOffer(o)
+			if o, err = c.newOffer(); err != nil {
+				return nil, err
+			}
+			if res, _, err = send(ctx, authz, o.value, verify, first); err != nil {
+				return nil, err
+			}
+			continue
 		case res.StatusCode >= 200 && res.StatusCode < 300:
 			// Accepted without a (new) challenge: the current set, if any,
 			// goes on protecting the registration, for the time granted. A

@@ -92,11 +92,18 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // refresh re-registers over the current SAs; when that gets no answer or a
-// rejection it registers from scratch (unprotected, new SAs) once.
+// rejection it registers from scratch (unprotected, new SAs) once. A
+// rejection worth retrying (503, 500, 480, 504) is retried after its
+// Retry-After or the RFC 5626 §4.5 backoff (Retry), never at once, and Run
+// goes on meanwhile.
 func (c *Client) refresh(ctx context.Context) error {
 	_, err := c.doRegister(ctx, c.expires)
 	if err == nil {
+		c.failures = 0
 		c.ensureSubscribed(ctx)
+		return nil
+	}
+	if c.retryLater(ctx, err) {
 		return nil
 	}
 	var rej *RejectedError
@@ -104,7 +111,26 @@ func (c *Client) refresh(ctx context.Context) error {
 		return err
 	}
 	c.s.log.Warn("re-registration failed; registering from scratch", "err", err)
-	return c.fromScratch(ctx)
+	if err := c.fromScratch(ctx); err != nil {
+		if c.retryLater(ctx, err) {
+			return nil
+		}
+		return err
+	}
+	c.failures = 0
+	return nil
+}
+
+// retryLater schedules the next attempt after a retryable failure.
+func (c *Client) retryLater(ctx context.Context, err error) bool {
+	d, ok := Retry(err, c.failures+1)
+	if !ok || ctx.Err() != nil {
+		return false
+	}
+	c.failures++
+	c.refreshAt = time.Now().Add(d)
+	c.s.log.Warn("registration refused; retrying later", "err", err, "in", d)
+	return true
 }
 
 // fromScratch drops the SAs and the dialog state and makes an initial

@@ -53,6 +53,7 @@ var errorClasses = []errorClass{
 	{is(mt.ErrUnsupportedAlgorithm), "sec_agree_failure", exitSecAgree},
 	{is(sipclient.ErrAlgorithmDowngrade), "sec_agree_failure", exitSecAgree},
 	{is(sipclient.ErrUnauthenticated), "sec_agree_failure", exitSecAgree},
+	{is(sipclient.ErrSecAgreeRefused), "sec_agree_failure", exitSecAgree}, // 494, 420 sec-agree
 	{as[*sipclient.IPsecError](), "ipsec_failure", exitIPsec},
 	{is(ipsec.ErrUnsupported), "ipsec_failure", exitIPsec},
 	{as[*kernel.Error](), "ipsec_failure", exitIPsec}, // every error of the kernel backend

@@ -40,6 +40,7 @@ var classCases = []struct {
 	{"unsupported algorithm", mt.ErrUnsupportedAlgorithm, "sec_agree_failure", exitSecAgree},
 	{"Digest downgrade", sipclient.ErrAlgorithmDowngrade, "sec_agree_failure", exitSecAgree},
 	{"registered without a challenge", sipclient.ErrUnauthenticated, "sec_agree_failure", exitSecAgree},
+	{"494", &sipclient.RejectedError{Method: "REGISTER", Status: 494, Err: sipclient.ErrSecAgreeRefused}, "sec_agree_failure", exitSecAgree},
 	{"SA install", &sipclient.IPsecError{Op: "install", Set: 1, Err: &kernel.Error{Op: "add SA", Err: syscall.EPERM}}, "ipsec_failure", exitIPsec},
 	{"no ESP", ipsec.ErrUnsupported, "ipsec_failure", exitIPsec},
 	{"kernel backend not built", errKernelNotBuilt, "ipsec_failure", exitIPsec},

@@ -387,6 +387,21 @@ func runRegister(cmd *cobra.Command, a *app, f *registerFlags) (retErr error) {
 	}()
 
 	reg, err := c.Register(sigctx)
+	// Staying registered is the point of --hold and --until-signal: a
+	// rejection worth retrying (503 and the like) is retried after its
+	// Retry-After or the RFC 5626 backoff, until it works or the user stops.
+	for failures := 1; err != nil && (f.untilSignal || f.hold > 0) && sigctx.Err() == nil; failures++ {
+		d, ok := sipclient.Retry(err, failures)
+		if !ok {
+			break
+		}
+		a.logf("imsue: %v; registering again in %s", err, d.Round(time.Millisecond))
+		select {
+		case <-time.After(d):
+			reg, err = c.Register(sigctx)
+		case <-sigctx.Done():
+		}
+	}
 	switch {
 	case err != nil && sigctx.Err() != nil && cmd.Context().Err() == nil:
 		err = fmt.Errorf("%w: %w", errInterrupted, err)

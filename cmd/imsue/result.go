@@ -33,6 +33,8 @@ type Result struct {
 	Deregistration *DeregResult       `json:"deregistration,omitempty"`
 	Status         int                `json:"status,omitempty"` // the rejecting response's code
 	Reason         string             `json:"reason,omitempty"`
+	RetryAfter     int64              `json:"retry_after,omitempty"` // seconds, the rejection's Retry-After
+	Warning        string             `json:"warning,omitempty"`     // the rejection's Warning
 	Error          string             `json:"error,omitempty"`
 	ExitCode       int                `json:"exit_code,omitempty"`
 }
@@ -93,7 +95,8 @@ func NewResult(reg *sipclient.Registration, err error) Result {
 	}
 	var rej *sipclient.RejectedError
 	if errors.As(err, &rej) {
-		r.Status, r.Reason = rej.Status, rej.Reason
+		r.Status, r.Reason, r.Warning = rej.Status, rej.Reason, rej.Warning
+		r.RetryAfter = int64(rej.RetryAfter / time.Second)
 	}
 	if err != nil {
 		r.Error = err.Error()

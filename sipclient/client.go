@@ -132,15 +132,18 @@ type Client struct {
 	// sets is the lifecycle of the registration's SA sets (TS 33.203 §7.4):
 	// the pending (temporary), current and old set, and when each goes.
 	// sas holds what the UE agreed for each set sets tracks.
-	sets      mt.Lifecycle
-	sas       map[uint64]*saState
-	digest    *digestState // what answers the last nonce again
-	authed    bool         // the registration was authenticated (a challenge was answered)
-	failures  int          // consecutive retryable failures (Retry)
-	reg       *Registration
-	expires   time.Duration // the expiry REGISTER asks for: Config.Expires, or Min-Expires after a 423
-	refreshAt time.Time
-	sub       *subscription
+	sets     mt.Lifecycle
+	sas      map[uint64]*saState
+	digest   *digestState // what answers the last nonce again
+	authed   bool         // the registration was authenticated (a challenge was answered)
+	failures int          // consecutive retryable failures (Retry)
+	// subRefused: the network ended the reg-event subscription for good
+	// (rejected, noresource, invariant): not subscribed again.
+	subRefused bool
+	reg        *Registration
+	expires    time.Duration // the expiry REGISTER asks for: Config.Expires, or Min-Expires after a 423
+	refreshAt  time.Time
+	sub        *subscription
 }
 
 // A UE accepts TCP connections on port_us from its P-CSCF only (one per

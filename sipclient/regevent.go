@@ -35,7 +35,8 @@ type subscription struct {
 type notifyEvent struct {
 	in         *sipnet.Inbound
 	body       []byte
-	terminated bool // Subscription-State: terminated
+	terminated bool   // Subscription-State: terminated
+	reason     string // its reason parameter, lower case
 }
 
 // subscriptionExpires is what the UE asks for (TS 24.229 §5.1.1.3).
@@ -53,7 +54,7 @@ func (c *Client) setSubscription(s *subscription) {
 
 // ensureSubscribed subscribes unless disabled or already subscribed.
 func (c *Client) ensureSubscribed(ctx context.Context) {
-	if c.s.NoRegEvent || c.reg == nil || (c.sub != nil && c.sub.active) {
+	if c.s.NoRegEvent || c.reg == nil || c.subRefused || (c.sub != nil && c.sub.active) {
 		return
 	}
 	c.subscribe(ctx)
@@ -185,11 +186,17 @@ func (c *Client) acceptNotify(in *sipnet.Inbound, req *sip.Request) *notifyEvent
 	if len(ev) == 0 || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ev[0], ";", 2)[0]), "reg") {
 		return nil
 	}
-	terminated := false
+	ne := &notifyEvent{in: in, body: req.Body()}
 	if ss := headerValues(req, "Subscription-State"); len(ss) > 0 {
-		terminated = strings.EqualFold(strings.TrimSpace(strings.SplitN(ss[0], ";", 2)[0]), "terminated")
+		state, params, _ := strings.Cut(ss[0], ";")
+		ne.terminated = strings.EqualFold(strings.TrimSpace(state), "terminated")
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(p, "="); ok && strings.EqualFold(strings.TrimSpace(k), "reason") {
+				ne.reason = strings.ToLower(strings.TrimSpace(v))
+			}
+		}
 	}
-	return &notifyEvent{in: in, body: req.Body(), terminated: terminated}
+	return ne
 }
 
 // onNotify acts on a reg-event NOTIFY (reginfo.Decide gives the rules).
@@ -204,7 +211,23 @@ func (c *Client) onNotify(ctx context.Context, ev *notifyEvent) error {
 	}
 	if ev.terminated {
 		s.active = false
-		c.setSubscription(nil) // the next refresh subscribes again
+		c.setSubscription(nil)
+		switch ev.reason {
+		case "deactivated", "timeout":
+			// RFC 6665 §4.1.3: subscribe again at once (after this NOTIFY's
+			// body has been acted on: it may end the registration).
+			defer func() {
+				if c.reg != nil && c.sub == nil {
+					c.s.log.Info("reg-event subscription terminated; subscribing again", "reason", ev.reason)
+					c.ensureSubscribed(ctx)
+				}
+			}()
+		case "rejected", "noresource", "invariant":
+			// Not to be retried (RFC 6665 §4.1.3): not even at the next refresh.
+			c.subRefused = true
+			c.s.log.Warn("reg-event subscription refused for good", "reason", ev.reason)
+		}
+		// Otherwise (probation, giveup, none): the next refresh subscribes again.
 	}
 	if len(ev.body) == 0 {
 		return nil

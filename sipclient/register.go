@@ -350,7 +350,7 @@ func (c *Client) extend(ctx context.Context, cur *saState, granted time.Duration
 func (c *Client) dropSecurity(ctx context.Context) error {
 	err := c.apply(ctx, c.sets.Clear())
 	c.respPort.Store(0)
-	c.callID, c.authed = "", false
+	c.callID, c.authed, c.subRefused = "", false, false
 	c.digest.forget()
 	c.digest = nil
 	return err

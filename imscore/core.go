@@ -41,9 +41,10 @@ type Core struct {
 	epMu sync.Mutex
 	eps  map[uint16]*endpoint // bound ports by number
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stopWatch func() bool    // unregisters the context.AfterFunc that closes the core with Start's ctx
+	wg        sync.WaitGroup // timer callbacks and the TCP drain goroutines; added to only under mu while not closed
 
 	bindIP netip.Addr // Config.Addr's IP (may be unspecified)
 	unprot *endpoint  // Config.Addr
@@ -108,10 +109,10 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 		cancel()
 		return nil, err
 	}
-	go func() {
-		<-cctx.Done()
-		c.Close()
-	}()
+	// Start's ctx ends the core. context.AfterFunc runs Close in a goroutine
+	// of its own only once ctx is done; Close unregisters it otherwise, so
+	// that no goroutine outlives Close.
+	c.stopWatch = context.AfterFunc(ctx, func() { c.Close() })
 	c.log.Info("lab IMS core started", "addr", c.Addr(), "port_ps", c.PortPS(), "domain", cfg.Domain,
 		"algorithm", cfg.Algorithm, "qop", cfg.QOP, "ipsec", cfg.IPsec.Name(), "subscribers", len(cfg.Subscribers))
 	return c, nil
@@ -137,6 +138,9 @@ func (c *Core) Close() error {
 }
 
 func (c *Core) close() error {
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
 	c.mu.Lock()
 	c.closed = true
 	c.epoch++
@@ -328,7 +332,9 @@ func (c *Core) after(d time.Duration, f func()) *time.Timer {
 }
 
 // guarded returns a function that runs f under c.mu, unless the core
-// restarted or closed since guarded was called. Call it under c.mu.
+// restarted or closed since guarded was called. Call it under c.mu. The
+// call is counted in c.wg, so that Close waits for a timer callback that
+// began before it.
 func (c *Core) guarded(f func()) func() {
 	epoch := c.epoch
 	return func() {
@@ -337,8 +343,23 @@ func (c *Core) guarded(f func()) func() {
 		if c.closed || c.epoch != epoch {
 			return
 		}
+		c.wg.Add(1)
+		defer c.wg.Done()
 		f()
 	}
+}
+
+// goLocked runs f in a goroutine that Close waits for. Call it under c.mu;
+// it does nothing once the core is closed.
+func (c *Core) goLocked(f func()) {
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
 }
 
 // checkInvariants verifies the P-CSCF's bookkeeping (for tests and fuzzing):

@@ -506,12 +506,12 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 				// the ACK, bounded; without it, reset the connection
 				// while the SAs still protect the RST, then drop them.
 				dropLater := c.guarded(drop)
-				go func() {
+				c.goLocked(func() {
 					if !tc.Drained(time.Second) {
 						tc.Abort()
 					}
 					dropLater()
-				}()
+				})
 			} else {
 				drop()
 			}

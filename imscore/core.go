@@ -46,12 +46,17 @@ type Core struct {
 	stopWatch func() bool    // unregisters the context.AfterFunc that closes the core with Start's ctx
 	wg        sync.WaitGroup // timer callbacks and the TCP drain goroutines; added to only under mu while not closed
 
-	bindIP netip.Addr // Config.Addr's IP (may be unspecified)
-	unprot *endpoint  // Config.Addr
-	server *endpoint  // port_ps
+	ready  chan struct{} // closed once Start has bound the ports
+	bindIP netip.Addr    // Config.Addr's IP (may be unspecified)
+	unprot *endpoint     // Config.Addr
+	server *endpoint     // port_ps
 
-	// mu guards the registrar and security-association state below.
+	// mu guards the registrar and security-association state below. No I/O
+	// happens under it: what the state decided is queued in ioq (later) and
+	// run, in order, by the goroutine that releases mu (unlock).
 	mu       sync.Mutex
+	ioq      []func() error
+	spiHeld  map[uint32]bool // SPIs of SA sets being installed outside mu
 	closed   bool
 	epoch    uint64                     // bumped by Restart: timers of an older epoch do nothing
 	bindings map[string]*binding        // by bindingKey
@@ -86,15 +91,16 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 		sets:     map[uint64]*secSet{},
 		byFlow:   map[netip.AddrPort]*secSet{},
 		subs:     map[string]*subscription{},
+		spiHeld:  map[uint32]bool{},
+		ready:    make(chan struct{}),
 	}
 	var sinks []sipnet.PacketSink
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		sinks = append(sinks, logSink{c.log})
 	}
 	c.tp = sipnet.New(sipnet.Config{Net: cfg.Net, Timers: cfg.Timers, Sinks: sinks, Handler: c.receive, Log: c.log})
-	// The ports serve as soon as they are bound: hold the lock until both
-	// are, so that no request sees one of them unset.
-	c.mu.Lock()
+	// The ports serve as soon as they are bound: requests wait for ready
+	// (receive), so that none sees c.unprot or c.server unset.
 	c.unprot, err = c.bindEndpoint(cfg.Addr.Port(), roleUnprotected)
 	if err != nil {
 		err = fmt.Errorf("imscore: P-CSCF unprotected port: %w", err)
@@ -103,12 +109,16 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 			err = fmt.Errorf("imscore: P-CSCF protected server port (port_ps): %w", err)
 		}
 	}
-	c.mu.Unlock()
 	if err != nil {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.ready)
 		c.tp.Close()
 		cancel()
 		return nil, err
 	}
+	close(c.ready)
 	// Start's ctx ends the core. context.AfterFunc runs Close in a goroutine
 	// of its own only once ctx is done; Close unregisters it otherwise, so
 	// that no goroutine outlives Close.
@@ -144,8 +154,8 @@ func (c *Core) close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.epoch++
-	err := c.resetLocked("core closed")
-	c.mu.Unlock()
+	c.resetLocked("core closed")
+	err := c.unlock() // removes the SA sets
 
 	c.cancel()
 	c.tp.Close()
@@ -161,21 +171,21 @@ func (c *Core) close() error {
 // match no SA set and are discarded. The HSS keeps its SQNs.
 func (c *Core) Restart() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return ErrClosed
 	}
 	c.epoch++
-	err := c.resetLocked("P-CSCF restart")
+	c.resetLocked("P-CSCF restart")
 	c.tp.ForgetServerTxs()
 	c.stats.restarts.Add(1)
 	c.log.Info("P-CSCF restarted: all registrations and SAs dropped")
-	return err
+	return c.unlock()
 }
 
-// resetLocked drops every binding, subscription and SA set.
-func (c *Core) resetLocked(why string) error {
-	var errs []error
+// resetLocked drops every binding, subscription and SA set; the SA sets
+// are removed when mu is released (unlock reports the errors).
+func (c *Core) resetLocked(why string) {
 	for _, b := range c.bindings {
 		b.stopTimers()
 	}
@@ -188,14 +198,35 @@ func (c *Core) resetLocked(why string) error {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		if err := c.dropSetLocked(c.sets[id], why); err != nil {
-			errs = append(errs, err)
-		}
+		c.dropSetLocked(c.sets[id], why)
 	}
 	clear(c.bindings)
 	clear(c.subs)
+}
+
+// later queues I/O that a decision under c.mu calls for (sending,
+// installing or removing SAs, closing ports); it runs when c.mu is
+// released by unlock, in the order queued. Call it under c.mu.
+func (c *Core) later(f func() error) { c.ioq = append(c.ioq, f) }
+
+// unlock releases c.mu and then runs the I/O queued under it, returning
+// the errors the queued functions returned.
+func (c *Core) unlock() error {
+	q := c.ioq
+	c.ioq = nil
+	c.mu.Unlock()
+	var errs []error
+	for _, f := range q {
+		if err := f(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// unlockQuiet is unlock for callers that have no use for the errors (the
+// queued functions log them).
+func (c *Core) unlockQuiet() { _ = c.unlock() }
 
 // localFor returns the core's own address towards ue: Config.Addr's IP, or
 // when that is unspecified the source address the kernel would route from.
@@ -339,13 +370,14 @@ func (c *Core) guarded(f func()) func() {
 	epoch := c.epoch
 	return func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		if c.closed || c.epoch != epoch {
+			c.mu.Unlock()
 			return
 		}
 		c.wg.Add(1)
-		defer c.wg.Done()
+		defer c.wg.Done() // after the queued I/O
 		f()
+		c.unlockQuiet()
 	}
 }
 

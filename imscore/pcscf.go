@@ -50,7 +50,7 @@ import (
 // retransmission reports whether req repeats a request being or already
 // answered (its server transaction resends the final response, and the
 // transport counts it), so that it is not acted on again: one 401, one SA
-// set.
+// set. It may send: call it without c.mu.
 func (c *Core) retransmission(req *sip.Request) bool { return !c.tp.Begin(req) }
 
 // handleRequest admits a request according to the port it arrived on.
@@ -86,30 +86,35 @@ func (c *Core) discard(in inbound, req *sip.Request, why string) {
 
 // onUnprotected handles a request on the unprotected port.
 func (c *Core) onUnprotected(in inbound, req *sip.Request) {
+	// Admission first, then the server transaction (which may resend a
+	// response, so outside c.mu), then the request under c.mu.
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	closed, admit := c.closed, c.cfg.CKIKInChallenge || req.Method == sip.REGISTER || c.md5FlowLocked(in) != nil
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return
+	case !admit:
+		c.discard(in, req, "unprotected request other than REGISTER")
+		return
+	case c.retransmission(req):
+		return
+	}
+	c.mu.Lock()
+	defer c.unlockQuiet()
 	if c.closed {
 		return
 	}
 	if c.cfg.CKIKInChallenge {
-		if c.retransmission(req) {
-			return
-		}
 		c.onBareSCSCF(in, req)
 		return
 	}
 	if req.Method != sip.REGISTER {
 		if b := c.md5FlowLocked(in); b != nil {
-			if c.retransmission(req) {
-				return
-			}
 			c.onRegisteredRequest(in, req, b, nil, c.responseRoute(in, req, nil))
 			return
 		}
 		c.discard(in, req, "unprotected request other than REGISTER")
-		return
-	}
-	if c.retransmission(req) {
 		return
 	}
 	c.stats.regUnprot.Add(1)
@@ -144,17 +149,27 @@ func (c *Core) md5FlowLocked(in inbound) *binding {
 // onProtected handles a request on port_ps: it must come from the port_uc
 // of a live SA set.
 func (c *Core) onProtected(in inbound, req *sip.Request) {
+	const noSA = "port_ps: no security association from this address and port"
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	closed, set := c.closed, c.byFlow[in.remote]
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return
+	case set == nil || set.removed:
+		c.discard(in, req, noSA)
+		return
+	case c.retransmission(req):
+		return
+	}
+	c.mu.Lock()
+	defer c.unlockQuiet()
 	if c.closed {
 		return
 	}
-	set := c.byFlow[in.remote]
-	if set == nil || set.removed {
-		c.discard(in, req, "port_ps: no security association from this address and port")
-		return
-	}
-	if c.retransmission(req) {
+	if c.byFlow[in.remote] != set || set.removed {
+		// Removed while the server transaction opened.
+		c.discard(in, req, noSA)
 		return
 	}
 	b := set.b
@@ -373,10 +388,51 @@ func acceptable(m mt.Mechanism) bool {
 		(m.Mode == "" || strings.EqualFold(string(m.Mode), string(ipsec.ModeTransport)))
 }
 
-// newTemporarySetLocked plans and installs the P-CSCF's mirror SA set for a
+// setReservation is an SA set decided under c.mu and installed outside
+// it: newTemporarySet reserves (reserveSetLocked), installs (installSet)
+// and commits or rolls back (commitSetLocked).
+type setReservation struct {
+	b           *binding
+	ch          *challenge
+	epoch       uint64
+	ue, local   netip.Addr
+	transport   string
+	client      mt.Params
+	spiPC       uint32
+	spiPS       uint32
+	avoid       uint16 // the current set's port_pc
+	list        []mt.Mechanism
+	idx         int
+	clientMechs []mt.Mechanism
+
+	pc     *endpoint // bound by installSet
+	server mt.Params
+	sa     *ipsec.SASet
+}
+
+// errSuperseded ends a set installation whose challenge was replaced, or
+// whose binding ended, while the SAs were being installed.
+var errSuperseded = errors.New("superseded while the SA set was installed")
+
+// newTemporarySet plans and installs the P-CSCF's mirror SA set for a
 // challenge before the 401 leaves, so that the UE's first protected message
-// can be handled (TS 33.203 §7.2), and returns the Security-Server entries.
-func (c *Core) newTemporarySetLocked(rc regContext, b *binding, ch *challenge) (*secSet, error) {
+// can be handled (TS 33.203 §7.2). It is called and returns under c.mu, but
+// releases it while the port_pc is bound and the SAs installed: the
+// decision is taken and committed under the lock, the I/O happens outside.
+func (c *Core) newTemporarySet(rc regContext, b *binding, ch *challenge) (*secSet, error) {
+	rv, err := c.reserveSetLocked(rc, b, ch)
+	if err != nil {
+		return nil, err
+	}
+	c.unlockQuiet()
+	err = c.installSet(rv)
+	c.mu.Lock()
+	return c.commitSetLocked(rv, err)
+}
+
+// reserveSetLocked decides the set: the mechanisms, the SPIs (held until
+// the commit), and drops the sets it replaces.
+func (c *Core) reserveSetLocked(rc regContext, b *binding, ch *challenge) (*setReservation, error) {
 	list, idx, err := c.serverMechanisms(rc.offer)
 	if err != nil {
 		return nil, err
@@ -391,50 +447,95 @@ func (c *Core) newTemporarySetLocked(rc regContext, b *binding, ch *challenge) (
 	if old := c.byFlow[netip.AddrPortFrom(ueIP, client.PortC)]; old != nil {
 		c.dropSetLocked(old, "its port_uc is reused by a new Security-Client")
 	}
-	var avoid uint16
+	rv := &setReservation{
+		b: b, ch: ch, epoch: c.epoch, ue: ueIP, local: c.localFor(ueIP), transport: rc.in.transport,
+		client: client, list: list, idx: idx, clientMechs: rc.offer,
+	}
 	if b.cur != nil {
-		avoid = b.cur.server.PortC
+		rv.avoid = b.cur.server.PortC
 	}
-	pc, err := c.openClientPort(avoid)
-	if err != nil {
-		return nil, fmt.Errorf("port_pc: %w", err)
-	}
-	spiPC, spiPS, err := c.allocSPIsLocked(client)
-	if err != nil {
-		c.closeEndpoint(pc)
+	if rv.spiPC, rv.spiPS, err = c.allocSPIsLocked(client); err != nil {
 		return nil, err
 	}
-	server := mt.Params{SPIc: spiPC, SPIs: spiPS, PortC: pc.addr.Port(), PortS: c.server.addr.Port()}
-	for i := range list {
-		list[i].SPIc, list[i].SPIs, list[i].PortC, list[i].PortS = server.SPIc, server.SPIs, server.PortC, server.PortS
-		list[i].Text = ""
+	c.spiHeld[rv.spiPC], c.spiHeld[rv.spiPS] = true, true
+	return rv, nil
+}
+
+// installSet binds port_pc, plans the SA set and installs it (no lock
+// held). On error nothing stays bound or installed.
+func (c *Core) installSet(rv *setReservation) error {
+	pc, err := c.openClientPort(rv.avoid)
+	if err != nil {
+		return fmt.Errorf("port_pc: %w", err)
 	}
-	local := c.localFor(ueIP)
-	sa, err := mt.PlanPCSCF(mt.Endpoints{UE: ueIP, PCSCF: local}, client, server, list[idx], ch.vec.CK, ch.vec.IK, 0)
+	server := mt.Params{SPIc: rv.spiPC, SPIs: rv.spiPS, PortC: pc.addr.Port(), PortS: c.server.addr.Port()}
+	for i := range rv.list {
+		rv.list[i].SPIc, rv.list[i].SPIs, rv.list[i].PortC, rv.list[i].PortS = server.SPIc, server.SPIs, server.PortC, server.PortS
+		rv.list[i].Text = ""
+	}
+	sa, err := mt.PlanPCSCF(mt.Endpoints{UE: rv.ue, PCSCF: rv.local}, rv.client, server, rv.list[rv.idx], rv.ch.vec.CK, rv.ch.vec.IK, 0)
 	if err != nil {
 		c.closeEndpoint(pc)
-		return nil, fmt.Errorf("plan SA set: %w", err)
+		return fmt.Errorf("plan SA set: %w", err)
 	}
 	ictx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	err = c.cfg.IPsec.Install(ictx, sa)
 	cancel()
 	if err != nil {
 		c.closeEndpoint(pc)
-		return nil, fmt.Errorf("install SA set with %s: %w", c.cfg.IPsec.Name(), err)
+		return fmt.Errorf("install SA set with %s: %w", c.cfg.IPsec.Name(), err)
 	}
 	c.stats.setsInstalled.Add(1)
-	s := &secSet{
-		id: sa.ID, state: setTemporary, b: b,
-		ue: ueIP, local: local, transport: rc.in.transport,
-		mech: list[idx], client: client, server: server,
-		clientMechs: rc.offer, serverMechs: list,
-		sa: sa, pc: pc,
+	rv.pc, rv.server, rv.sa = pc, server, sa
+	return nil
+}
+
+// commitSetLocked makes an installed set live, or rolls it back (its
+// removal queued) when the core closed or restarted, the challenge was
+// replaced or the binding ended meanwhile.
+func (c *Core) commitSetLocked(rv *setReservation, err error) (*secSet, error) {
+	delete(c.spiHeld, rv.spiPC)
+	delete(c.spiHeld, rv.spiPS)
+	b := rv.b
+	if err == nil && (c.closed || c.epoch != rv.epoch || b.chal != rv.ch || c.bindings[b.key] != b) {
+		err = errSuperseded
+		sa, pc := rv.sa, rv.pc
+		c.later(func() error {
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			rerr := c.cfg.IPsec.Remove(rctx, sa)
+			cancel()
+			c.stats.setsRemoved.Add(1)
+			c.closeEndpoint(pc)
+			if rerr != nil {
+				rerr = fmt.Errorf("imscore: remove SA set %d: %w", sa.ID, rerr)
+				c.log.Warn("SA set removal failed", "set", sa.ID, "err", rerr)
+			}
+			return rerr
+		})
 	}
-	pc.set = s
+	if err != nil {
+		return nil, err
+	}
+	// Another challenge of the binding may have committed meanwhile.
+	if b.next != nil {
+		c.dropSetLocked(b.next, "replaced by a new challenge")
+	}
+	if old := c.byFlow[netip.AddrPortFrom(rv.ue, rv.client.PortC)]; old != nil {
+		c.dropSetLocked(old, "its port_uc is reused by a new Security-Client")
+	}
+	client, server := rv.client, rv.server
+	s := &secSet{
+		id: rv.sa.ID, state: setTemporary, b: b,
+		ue: rv.ue, local: rv.local, transport: rv.transport,
+		mech: rv.list[rv.idx], client: client, server: server,
+		clientMechs: rv.clientMechs, serverMechs: rv.list,
+		sa: rv.sa, pc: rv.pc,
+	}
+	s.pc.set = s
 	c.sets[s.id] = s
 	c.byFlow[s.flow()] = s
 	b.next = s
-	ch.set = s
+	rv.ch.set = s
 	c.log.Info("temporary SA set installed", "set", s.id, "impi", b.sub.IMPI, "alg", s.mech.Alg, "ealg", s.mech.EAlg,
 		"spi_uc", client.SPIc, "spi_us", client.SPIs, "spi_pc", server.SPIc, "spi_ps", server.SPIs,
 		"port_uc", client.PortC, "port_us", client.PortS, "port_pc", server.PortC, "port_ps", server.PortS)
@@ -465,9 +566,12 @@ func (c *Core) openClientPort(avoid uint16) (*endpoint, error) {
 
 // allocSPIsLocked picks spi_pc and spi_ps: random, above the reserved
 // 1..255 (RFC 4303 §2.1), distinct from each other, from the UE's and from
-// every SPI of the live sets.
+// every SPI of the live sets and of those being installed.
 func (c *Core) allocSPIsLocked(ue mt.Params) (uint32, uint32, error) {
 	used := map[uint32]bool{ue.SPIc: true, ue.SPIs: true}
+	for v := range c.spiHeld {
+		used[v] = true
+	}
 	for _, s := range c.sets {
 		for _, v := range []uint32{s.client.SPIc, s.client.SPIs, s.server.SPIc, s.server.SPIs} {
 			used[v] = true
@@ -532,11 +636,12 @@ func (c *Core) dropTemporaryLocked(s *secSet, why string) {
 	c.dropSetLocked(s, why)
 }
 
-// dropSetLocked removes one SA set: its SAs, its port_pc and its TCP
-// connections.
-func (c *Core) dropSetLocked(s *secSet, why string) error {
+// dropSetLocked removes one SA set from the P-CSCF's state at once, and
+// queues the removal of its SAs, its port_pc and its TCP connections for
+// when c.mu is released (unlock reports a failed removal).
+func (c *Core) dropSetLocked(s *secSet, why string) {
 	if s == nil || s.removed {
-		return nil
+		return
 	}
 	s.removed = true
 	if s.timer != nil {
@@ -559,19 +664,21 @@ func (c *Core) dropSetLocked(s *secSet, why string) error {
 			b.chal.set = nil
 		}
 	}
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := c.cfg.IPsec.Remove(rctx, s.sa)
-	cancel()
-	c.stats.setsRemoved.Add(1)
-	c.closeEndpoint(s.pc)
-	ps, flow := c.server.addr.Port(), s.flow()
-	c.tp.CloseConns(func(tc *sipnet.Conn) bool { return tc.Local().Port() == ps && tc.Remote() == flow })
 	c.log.Info("SA set removed", "set", s.id, "state", s.state.String(), "reason", why)
-	if err != nil {
-		err = fmt.Errorf("imscore: remove SA set %d: %w", s.id, err)
-		c.log.Warn("SA set removal failed", "set", s.id, "err", err)
-	}
-	return err
+	ps, flow := c.server.addr.Port(), s.flow()
+	c.later(func() error {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := c.cfg.IPsec.Remove(rctx, s.sa)
+		cancel()
+		c.stats.setsRemoved.Add(1)
+		c.closeEndpoint(s.pc)
+		c.tp.CloseConns(func(tc *sipnet.Conn) bool { return tc.Local().Port() == ps && tc.Remote() == flow })
+		if err != nil {
+			err = fmt.Errorf("imscore: remove SA set %d: %w", s.id, err)
+			c.log.Warn("SA set removal failed", "set", s.id, "err", err)
+		}
+		return err
+	})
 }
 
 // responseRoute says where the response to req goes. TCP: on the
@@ -601,9 +708,10 @@ func (c *Core) responseRoute(in inbound, req *sip.Request, set *secSet) route {
 	return udpRoute(in.ep, netip.AddrPortFrom(in.remote.Addr(), port))
 }
 
-// reply sends the final response to req along r, stores it in the server
-// transaction for retransmissions, and then runs after (under c.mu). It
-// honours Faults.DelayResponses. c.mu must be held.
+// reply queues the final response to req along r (sent, and stored in the
+// server transaction for retransmissions, once c.mu is released), and then
+// runs after (under c.mu; the I/O after queues goes out after the
+// response). It honours Faults.DelayResponses. c.mu must be held.
 func (c *Core) reply(req *sip.Request, resp *sip.Response, r route, after func()) {
 	finalize(resp)
 	if d := c.cfg.Faults.responseDelay(); d > 0 {
@@ -621,12 +729,15 @@ func (c *Core) reply(req *sip.Request, resp *sip.Response, r route, after func()
 	}
 }
 
-// respond sends the final response to req and keeps it in req's server
-// transaction for retransmissions.
+// respond queues the final response to req, kept in req's server
+// transaction for retransmissions. c.mu must be held.
 func (c *Core) respond(req *sip.Request, resp *sip.Response, r route) {
-	if err := c.tp.Respond(req, resp, r); err != nil {
-		c.log.Warn("send failed", "route", r.String(), "err", err)
-	}
+	c.later(func() error {
+		if err := c.tp.Respond(req, resp, r); err != nil {
+			c.log.Warn("send failed", "route", r.String(), "err", err)
+		}
+		return nil
+	})
 }
 
 // ---- helpers -----------------------------------------------------------

@@ -233,12 +233,19 @@ func (c *Core) sortedSubsLocked(impi string) []*subscription {
 	return out
 }
 
-// sendNotifyLocked builds a NOTIFY for s, sends it once now and leaves the
-// rest of the client transaction to a goroutine. subState overrides
-// "active;expires=N". The channel yields the transaction's outcome.
+// sendNotifyLocked builds a NOTIFY for s under c.mu and queues its
+// client transaction: the first transmission (after a TCP dial, if one is
+// needed) goes out when c.mu is released, in order with the responses
+// queued before it, and a goroutine Close waits for runs the rest.
+// subState overrides "active;expires=N". The channel yields the
+// transaction's outcome.
 func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState string) <-chan error {
 	done := make(chan error, 1)
-	r, via, err := c.notifyRouteLocked(s)
+	if c.closed {
+		done <- ErrClosed
+		return done
+	}
+	np, err := c.notifyRouteLocked(s)
 	if err != nil {
 		c.stats.notifyFailures.Add(1)
 		c.log.Info("cannot send NOTIFY", "impi", s.impi, "err", err)
@@ -253,8 +260,8 @@ func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState
 	}
 	req := sip.NewRequest(sip.NOTIFY, *s.target.Clone())
 	req.AppendHeader(&sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transportOf(r),
-		Host: via.Addr().String(), Port: int(via.Port()),
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: np.transport,
+		Host: np.via.Addr().String(), Port: int(np.via.Port()),
 		Params: branchParams(),
 	})
 	mf := sip.MaxForwardsHeader(70)
@@ -272,70 +279,92 @@ func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState
 			req.AppendHeader(sip.NewHeader("Route", p))
 		}
 	}
-	req.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(s.b, transportOf(r))})
+	req.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(s.b, np.transport)})
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
 	ct := sip.ContentTypeHeader(reginfo.ContentType)
 	req.AppendHeader(&ct)
 	req.SetBody(body)
-	req.SetTransport(transportOf(r))
+	req.SetTransport(np.transport)
 	finalize(req)
 
-	r.Accept = c.acceptResponse
-	tx, err := c.tp.Start(c.ctx, req, r)
-	if err != nil {
-		done <- err
-		return done
-	}
-	c.stats.notifies.Add(1)
-	c.notifyWG.Add(1)
-	go func() {
-		defer c.notifyWG.Done()
-		var resp *sip.Response
-		in, err := tx.Wait(c.ctx)
-		if err == nil {
-			resp = in.Msg.(*sip.Response)
-		}
-		if err == nil && resp.StatusCode >= 300 {
-			err = fmt.Errorf("NOTIFY answered %d %s", resp.StatusCode, resp.Reason)
-			if resp.StatusCode == sip.StatusCallTransactionDoesNotExists || resp.StatusCode == sip.StatusForbidden {
-				c.mu.Lock()
-				c.removeSubscriptionLocked(s)
-				c.mu.Unlock()
-			}
-		}
+	c.notifyWG.Add(1) // under c.mu while open: Close waits for it
+	c.later(func() error {
+		r, err := c.notifyDial(np)
 		if err != nil {
+			c.notifyWG.Done()
 			c.stats.notifyFailures.Add(1)
-			c.log.Info("NOTIFY failed", "impi", s.impi, "err", err)
+			c.log.Info("cannot send NOTIFY", "impi", s.impi, "err", err)
+			done <- err
+			return nil
 		}
-		done <- err
-	}()
+		r.Accept = c.acceptResponse
+		// Counted before it leaves: whoever receives it sees it counted.
+		c.stats.notifies.Add(1)
+		tx, err := c.tp.Start(c.ctx, req, r)
+		if err != nil {
+			c.stats.notifies.Add(^uint64(0))
+			c.notifyWG.Done()
+			done <- err
+			return nil
+		}
+		go func() {
+			defer c.notifyWG.Done()
+			var resp *sip.Response
+			in, err := tx.Wait(c.ctx)
+			if err == nil {
+				resp = in.Msg.(*sip.Response)
+			}
+			if err == nil && resp.StatusCode >= 300 {
+				err = fmt.Errorf("NOTIFY answered %d %s", resp.StatusCode, resp.Reason)
+				if resp.StatusCode == sip.StatusCallTransactionDoesNotExists || resp.StatusCode == sip.StatusForbidden {
+					c.mu.Lock()
+					c.removeSubscriptionLocked(s)
+					c.unlockQuiet()
+				}
+			}
+			if err != nil {
+				c.stats.notifyFailures.Add(1)
+				c.log.Info("NOTIFY failed", "impi", s.impi, "err", err)
+			}
+			done <- err
+		}()
+		return nil
+	})
 	return done
+}
+
+// notifyPath is how a NOTIFY reaches the subscriber, decided under c.mu:
+// a ready route, or a TCP connection still to dial from the port_pc of
+// set (notifyDial, without the lock).
+type notifyPath struct {
+	r         route
+	via       netip.AddrPort // the Via sent-by
+	transport string         // the Via transport
+	dial      *secSet
 }
 
 // notifyRouteLocked picks how a NOTIFY reaches the subscriber, and the Via
 // sent-by to put in it.
-func (c *Core) notifyRouteLocked(s *subscription) (route, netip.AddrPort, error) {
+func (c *Core) notifyRouteLocked(s *subscription) (notifyPath, error) {
 	b := s.b
 	if c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
 		set := b.cur
 		if set == nil || set.removed {
-			return route{}, netip.AddrPort{}, fmt.Errorf("no established SA set for %s", b.sub.IMPI)
+			return notifyPath{}, fmt.Errorf("no established SA set for %s", b.sub.IMPI)
 		}
 		// Via carries port_ps: over UDP the UE answers from port_uc to
 		// port_ps (TS 33.203 §7.1), as the P-CSCF answers it at port_us.
-		via := netip.AddrPortFrom(set.local, set.server.PortS)
+		np := notifyPath{via: netip.AddrPortFrom(set.local, set.server.PortS), transport: "UDP", r: set.toUE()}
 		if s.transport() == "TCP" {
-			if set.tcpOut == nil {
-				tc, err := c.dialFrom(set.pc, set.local, netip.AddrPortFrom(set.ue, set.client.PortS))
-				if err != nil {
-					return route{}, via, err
-				}
-				set.tcpOut = tc
+			np.transport, np.r = "TCP", route{}
+			if set.tcpOut != nil {
+				np.r = tcpRoute(set.tcpOut)
+			} else {
+				np.dial = set
 			}
-			return tcpRoute(set.tcpOut), via, nil
 		}
-		return set.toUE(), via, nil
+		return np, nil
 	}
 	dst := b.ue
 	if c.cfg.CKIKInChallenge {
@@ -343,16 +372,41 @@ func (c *Core) notifyRouteLocked(s *subscription) (route, netip.AddrPort, error)
 		// REGISTER carried (RFC 3327), with the Path as Route.
 		hop, err := firstHop(b.path)
 		if err != nil {
-			return route{}, netip.AddrPort{}, err
+			return notifyPath{}, err
 		}
 		dst = hop
 	}
 	local := c.localFor(dst.Addr())
 	via := netip.AddrPortFrom(local, c.unprot.addr.Port())
 	if s.transport() == "TCP" {
-		return route{}, via, fmt.Errorf("NOTIFY over TCP without SAs is not supported by the lab core")
+		return notifyPath{}, fmt.Errorf("NOTIFY over TCP without SAs is not supported by the lab core")
 	}
-	return udpRoute(c.unprot, dst), via, nil
+	return notifyPath{r: udpRoute(c.unprot, dst), via: via, transport: "UDP"}, nil
+}
+
+// notifyDial completes np: it dials the TCP connection from port_pc to
+// the UE's port_us (TS 33.203 §7.1) when np needs one, and keeps it with
+// the set. Call it without c.mu.
+func (c *Core) notifyDial(np notifyPath) (route, error) {
+	set := np.dial
+	if set == nil {
+		return np.r, nil
+	}
+	tc, err := c.dialFrom(set.pc, set.local, netip.AddrPortFrom(set.ue, set.client.PortS))
+	if err != nil {
+		return route{}, err
+	}
+	c.mu.Lock()
+	removed := set.removed
+	if !removed && set.tcpOut == nil {
+		set.tcpOut = tc
+	}
+	c.unlockQuiet()
+	if removed {
+		tc.Abort()
+		return route{}, fmt.Errorf("SA set %d removed while its TCP connection was dialled", set.id)
+	}
+	return tcpRoute(tc), nil
 }
 
 // firstHop returns the address of the first URI of a Path header list; the
@@ -480,32 +534,26 @@ func (c *Core) networkDeregister(impu, event string) error {
 	}
 	c.log.Info("network-initiated de-registration", "impi", impi, "event", event, "bindings", len(bs), "notifies", len(waits))
 	epoch := c.epoch
-	c.mu.Unlock()
+	c.unlockQuiet() // sends the NOTIFYs
 
 	for _, w := range waits {
 		<-w
 	}
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, s := range subs {
 		c.removeSubscriptionLocked(s)
 	}
 	if c.closed || c.epoch != epoch {
+		c.mu.Unlock()
 		return nil
 	}
-	var errs []error
 	for _, b := range bs {
 		for _, s := range []*secSet{b.next, b.cur, b.old} {
-			if err := c.dropSetLocked(s, "network-initiated de-registration"); err != nil {
-				errs = append(errs, err)
-			}
+			c.dropSetLocked(s, "network-initiated de-registration")
 		}
 	}
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	return c.unlock()
 }
 
 // Reauthenticate asks the UE to re-authenticate (TS 24.229 §5.4.1.6): the
@@ -539,7 +587,7 @@ func (c *Core) Reauthenticate(impu string) error {
 	if len(waits) == 0 {
 		c.log.Warn("re-authentication requested but the UE has no reg-event subscription to learn of it", "impu", impu)
 	}
-	c.mu.Unlock()
+	c.unlockQuiet() // sends the NOTIFYs
 	var first error
 	for _, w := range waits {
 		if err := <-w; err != nil && first == nil {

@@ -442,14 +442,26 @@ func (c *Core) deregisterLocked(rc regContext, sub Subscriber, contact *sip.Cont
 
 // finishRegister is the P-CSCF's side of the S-CSCF's answer: it installs
 // the temporary set of a new challenge and adds Security-Server before the
-// 401 leaves, sends the response, then promotes or drops sets.
+// 401 leaves, sends the response, then promotes or drops sets. It is
+// called under c.mu and releases it while the SA set is installed.
 func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 	resp := res.resp
 	if res.chal != nil && c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
-		set, err := c.newTemporarySetLocked(rc, res.b, res.chal)
+		set, err := c.newTemporarySet(rc, res.b, res.chal)
+		if errors.Is(err, errSuperseded) {
+			// A newer challenge, a restart or the end of the binding came
+			// while the SAs were installed: this 401 would be useless.
+			c.log.Info("challenge superseded while its SA set was installed", "impi", res.b.sub.IMPI)
+			if !c.closed {
+				c.reply(rc.req, newResponse(rc.req, sip.StatusInternalServerError, "Server Internal Error (challenge superseded)"), r, nil)
+			}
+			return
+		}
 		if err != nil {
 			c.log.Error("cannot set up the temporary SA set", "impi", res.b.sub.IMPI, "err", err)
-			res.b.chal = nil
+			if res.b.chal == res.chal {
+				res.b.chal = nil
+			}
 			if errors.Is(err, mt.ErrNoAcceptableMechanism) {
 				c.stats.secAgree.Add(1)
 				resp = newResponse(rc.req, 494, "Security Agreement Required")
@@ -483,7 +495,9 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 	}
 	c.reply(rc.req, resp, r, func() {
 		if twice {
-			c.after(20*time.Millisecond, func() { _ = c.send(r, resp) })
+			c.after(20*time.Millisecond, func() {
+				c.later(func() error { _ = c.send(r, resp); return nil })
+			})
 		}
 		switch {
 		case res.success:
@@ -506,7 +520,10 @@ func (c *Core) finishRegister(rc regContext, res regResult, r route) {
 				// the ACK, bounded; without it, reset the connection
 				// while the SAs still protect the RST, then drop them.
 				dropLater := c.guarded(drop)
+				sent := make(chan struct{})
+				c.later(func() error { close(sent); return nil }) // queued after the 200
 				c.goLocked(func() {
+					<-sent
 					if !tc.Drained(time.Second) {
 						tc.Abort()
 					}

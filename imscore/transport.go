@@ -113,6 +113,7 @@ func (c *Core) closeEndpoint(ep *endpoint) {
 // receive is the transport's handler: it finds the endpoint a request
 // arrived on and dispatches it.
 func (c *Core) receive(in *sipnet.Inbound) {
+	<-c.ready
 	ep := c.endpointOf(in)
 	if ep == nil {
 		c.log.Debug("request on a port being released", "port", in.Local.Port(), "from", in.Remote)

@@ -35,7 +35,7 @@ var ErrClosed = errors.New("imscore: core closed")
 type Core struct {
 	cfg Config
 	log *slog.Logger
-	hss *hss
+	hss hssClient         // the S-CSCF's Cx peer
 	tp  *sipnet.Transport // every socket of the core
 
 	epMu sync.Mutex
@@ -82,7 +82,6 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 	c := &Core{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		hss:      newHSS(cfg.Subscribers),
 		eps:      map[uint16]*endpoint{},
 		ctx:      cctx,
 		cancel:   cancel,
@@ -94,6 +93,9 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 		spiHeld:  map[uint32]bool{},
 		ready:    make(chan struct{}),
 	}
+	h := newHSS(cfg.Subscribers)
+	h.faults, h.log = cfg.Faults, cfg.Logger
+	c.hss = h
 	var sinks []sipnet.PacketSink
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		sinks = append(sinks, logSink{c.log})

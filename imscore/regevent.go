@@ -39,6 +39,7 @@ const defaultSubscribeExpiry = 3761 // RFC 3680 §6.5 default
 type subscription struct {
 	key      string // Call-ID + local tag
 	impi     string
+	impus    []string // the subscriber's implicit set, as the registration gave it
 	aor      string
 	callID   string
 	localTag string
@@ -126,6 +127,7 @@ func (c *Core) onSubscribe(in inbound, req *sip.Request, b *binding, set *secSet
 	} else {
 		s = &subscription{
 			impi:     b.sub.IMPI,
+			impus:    b.sub.IMPUs,
 			aor:      aor,
 			callID:   req.CallID().Value(),
 			localTag: randToken(8),
@@ -442,7 +444,7 @@ func firstHop(path []string) (netip.AddrPort, error) {
 // one <registration> per IMPU of the implicit set, each with every contact
 // (TS 24.229 §5.4.2.1.2), plus the terminated contacts in extra.
 func (c *Core) reginfoLocked(s *subscription, extra []contactChange) []byte {
-	sub, _ := c.hss.lookup(s.impi, "")
+	sub := Subscriber{IMPUs: s.impus}
 	var bs []*binding
 	for _, b := range c.bindings {
 		if strings.EqualFold(b.sub.IMPI, s.impi) && b.state == stateRegistered {

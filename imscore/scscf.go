@@ -86,13 +86,13 @@ func (c *Core) register(rc regContext) regResult {
 	if auth != nil {
 		impi = auth.Username
 	}
-	sub, ok := c.hss.lookup(impi, impu)
-	if !ok {
+	sub, err := c.hss.authorize(impi, impu)
+	if errors.Is(err, errUnknownSubscriber) {
 		c.stats.authFailures.Add(1)
 		c.log.Info("REGISTER for an unknown subscriber", "impi", impi, "impu", impu)
 		return fail(sip.StatusForbidden, "Forbidden (unknown subscriber)")
 	}
-	if !sub.hasIMPU(impu) {
+	if err != nil {
 		c.stats.authFailures.Add(1)
 		c.log.Info("REGISTER: IMPU outside the subscriber's implicit set", "impi", sub.IMPI, "impu", impu)
 		return fail(sip.StatusForbidden, "Forbidden (public identity not of this subscriber)")
@@ -209,6 +209,17 @@ func (c *Core) findBindingLocked(impi string, rc regContext) *binding {
 // challengeLocked issues a new challenge for b: an AKA vector from the HSS
 // (or a random nonce for MD5) in a 401.
 func (c *Core) challengeLocked(rc regContext, b *binding, sub Subscriber, stale bool) regResult {
+	var vec vector
+	var err error
+	if c.cfg.isAKA() {
+		vec, err = c.hss.vectors(sub.IMPI, nil)
+	}
+	return c.challengeWithLocked(rc, b, sub, stale, vec, err)
+}
+
+// challengeWithLocked issues the challenge for vec (AKA), or for the HSS's
+// error verr.
+func (c *Core) challengeWithLocked(rc regContext, b *binding, sub Subscriber, stale bool, vec vector, verr error) regResult {
 	req := rc.req
 	ch := &challenge{dc: digest.Challenge{
 		Realm:     c.cfg.Domain,
@@ -220,11 +231,7 @@ func (c *Core) challengeLocked(rc regContext, b *binding, sub Subscriber, stale 
 	}}
 	dc := &ch.dc
 	if c.cfg.isAKA() {
-		vec, err := c.hss.generate(sub.IMPI, vectorFault{
-			badMAC:   c.cfg.Faults.take(&c.cfg.Faults.badMAC),
-			staleSQN: c.cfg.Faults.take(&c.cfg.Faults.staleSQN),
-		})
-		if err != nil {
+		if err := verr; err != nil {
 			c.log.Error("HSS: no vector", "impi", sub.IMPI, "err", err)
 			b.chal = nil
 			c.forgetIfPendingLocked(b)
@@ -292,14 +299,17 @@ func (c *Core) resyncLocked(rc regContext, b *binding, sub Subscriber, auth *dig
 		c.log.Info("auts is not base64 of 14 bytes", "impi", sub.IMPI, "err", err)
 		return c.authFailLocked(rc.req, b, "Forbidden (malformed auts)")
 	}
-	sqnMS, err := c.hss.resync(sub.IMPI, b.chal.vec.RAND, auts)
-	if err != nil {
+	// One MAR carries the resynchronisation and asks for the new vector
+	// (TS 29.228 §6.3.3).
+	vec, err := c.hss.vectors(sub.IMPI, &resyncData{RAND: b.chal.vec.RAND, AUTS: auts})
+	if errors.Is(err, errBadAUTS) || errors.Is(err, errUnknownSubscriber) {
 		c.log.Info("resynchronisation refused", "impi", sub.IMPI, "err", err)
 		return c.authFailLocked(rc.req, b, "Forbidden (resynchronisation failed)")
 	}
-	c.stats.resyncs.Add(1)
-	c.log.Info("HSS resynchronised from AUTS", "impi", sub.IMPI, "sqn_ms", sqnMS)
-	return c.challengeLocked(rc, b, sub, false)
+	if err == nil {
+		c.stats.resyncs.Add(1)
+	}
+	return c.challengeWithLocked(rc, b, sub, false, vec, err)
 }
 
 // authFailLocked answers 403 and forgets the challenge; the temporary set

@@ -36,10 +36,9 @@ var (
 type hssClient interface {
 	// authorize is the User-Authorization request (UAR/UAA, TS 29.229
 	// §6.1.1/§6.1.2): may the private identity register the public one?
-	// It returns the subscriber's identities (never its keys' use: the
-	// S-CSCF reads IMPI, IMPUs and, for MD5 digest, Password), or
-	// errUnknownSubscriber or errIMPUNotOfIMPI. With impi empty the
-	// subscriber is found by impu.
+	// It returns the subscriber record, of which the S-CSCF reads only
+	// IMPI, IMPUs and, for MD5 digest, Password, or errUnknownSubscriber or
+	// errIMPUNotOfIMPI. With impi empty the subscriber is found by impu.
 	authorize(impi, impu string) (Subscriber, error)
 	// vectors is the Multimedia-Auth request (MAR/MAA, TS 29.229
 	// §6.1.7/§6.1.8) for one vector. With resync (the SIP-Authorization AVP

@@ -200,3 +200,7 @@ func removeHeader(msg sip.Message, name string) {
 		}
 	}
 }
+
+// acceptResponse is the Accept of the core's client transactions: the
+// P-CSCF's rule (pcscf.acceptResponse).
+func (c *Core) acceptResponse(in *sipnet.Inbound) bool { return c.p.acceptResponse(in) }

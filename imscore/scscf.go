@@ -52,20 +52,6 @@ import (
 //     S-CSCF send the keys to the P-CSCF with the challenge); the P-CSCF
 //     strips them.
 
-// The S-CSCF's side of the Mw interface. The P-CSCF hands it each request
-// as a *sip.Request and gets a *sip.Response back; the wire stays
-// in-process (a Go call whose payload is SIP messages), and issue 11 puts
-// SIP there.
-
-// mwAnswer is the S-CSCF's answer to one request of the P-CSCF: the
-// response, and the S-CSCF's own requests that follow it on the wire
-// (NOTIFYs). The P-CSCF calls then once the response has left, without
-// holding its lock.
-type mwAnswer struct {
-	resp *sip.Response
-	then func()
-}
-
 // scscf is the S-CSCF: registrar, authenticator and reg-event notifier,
 // with its own lock. It knows nothing of SA sets: what the P-CSCF tells it
 // arrives in the SIP messages (Path, integrity-protected,
@@ -142,36 +128,6 @@ func bindingKey(impi string, contact sip.Uri) string {
 // contactKey is a contact's host and port, lower-cased.
 func contactKey(contact sip.Uri) string {
 	return strings.ToLower(contact.Host) + ":" + fmt.Sprint(contact.Port)
-}
-
-// Values of the integrity-protected parameter (TS 24.229 §5.2.2.1,
-// §5.4.1.2.1; "ip-assoc-pending" is Kamailio's spelling of the temporary
-// set's state).
-const (
-	ipYes     = "yes"
-	ipPending = "ip-assoc-pending"
-	ipNo      = "no"
-)
-
-// integrityProtected returns the integrity-protected parameter of an
-// Authorization value, lower-cased, or "".
-func integrityProtected(value string) string {
-	const name = "integrity-protected"
-	i := strings.Index(strings.ToLower(value), name)
-	if i < 0 {
-		return ""
-	}
-	rest := strings.TrimLeft(value[i+len(name):], " \t")
-	if !strings.HasPrefix(rest, "=") {
-		return ""
-	}
-	rest = strings.TrimLeft(rest[1:], " \t")
-	if strings.HasPrefix(rest, `"`) {
-		v, _, _ := strings.Cut(rest[1:], `"`)
-		return strings.ToLower(v)
-	}
-	v, _, _ := strings.Cut(rest, ",")
-	return strings.ToLower(strings.TrimSpace(v))
 }
 
 const defaultRegisterExpires = 3600

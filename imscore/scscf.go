@@ -48,9 +48,9 @@ import (
 //     set for the contact); "no" or none is challenged again. Behind an
 //     external P-CSCF (CKIKInChallenge) every REGISTER counts as protected:
 //     that P-CSCF protects the UE's path.
-//   - Every 401 carries ck and ik for the P-CSCF (TS 33.203 §7.2 has the
-//     S-CSCF send the keys to the P-CSCF with the challenge); the P-CSCF
-//     strips them.
+//   - Every AKA 401 carries ck and ik for the P-CSCF (TS 33.203 §6.1.1,
+//     message SM4: the S-CSCF sends the keys to the P-CSCF with the
+//     challenge); the P-CSCF strips them.
 
 // scscf is the S-CSCF: registrar, authenticator and reg-event notifier,
 // with its own lock. It knows nothing of SA sets: what the P-CSCF tells it
@@ -357,7 +357,7 @@ func (s *scscf) challengeWithLocked(req *sip.Request, b *binding, sub Subscriber
 		c.stats.vectors.Add(1)
 		ch.vec = vec
 		dc.Nonce = digest.EncodeAKANonce(vec.RAND, vec.AUTN, nil)
-		// For the P-CSCF (TS 33.203 §7.2), which strips them.
+		// For the P-CSCF (TS 33.203 §6.1.1, SM4), which strips them.
 		dc.CK, dc.IK = hex.EncodeToString(vec.CK[:]), hex.EncodeToString(vec.IK[:])
 	} else {
 		dc.Nonce = randToken(24)

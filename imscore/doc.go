@@ -18,8 +18,9 @@
 // random RAND, and resynchronises from AUTS after checking MAC-S (TS 33.102
 // §6.3). The S-CSCF reaches it through hssClient, shaped like Cx (TS 29.229
 // §6.1): authorize (UAR/UAA) and vectors (MAR/MAA, with the resynchronisation
-// data of TS 29.228 §6.3.3). Faults that alter vectors (BadMAC, StaleSQN)
-// are applied by the HSS.
+// data of TS 29.228 §6.3.3), without holding its lock, as it will once
+// Cx is a wire. Faults that alter vectors (BadMAC, StaleSQN) are applied by
+// the HSS.
 //
 // The S-CSCF (type scscf) challenges with Digest AKAv1-MD5 or AKAv2-MD5
 // (RFC 3310, RFC 4169) or plain MD5 digest, checks responses (qop auth,

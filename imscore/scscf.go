@@ -135,7 +135,18 @@ const defaultRegisterExpires = 3600
 // request is the S-CSCF's entry point (Mw): every request the P-CSCF
 // forwards. It takes the S-CSCF's lock; the NOTIFYs it decides on go into
 // the answer's then.
+//
+// The HSS is asked without the lock: the identities before it is taken
+// (UAR), a vector (MAR) after the decision to challenge, the lock released
+// meanwhile (vectorArrivedLocked).
 func (s *scscf) request(req *sip.Request) mwAnswer {
+	var reg regRequest
+	if req.Method == sip.REGISTER {
+		var resp *sip.Response
+		if reg, resp = s.registerPrelude(req); resp != nil {
+			return mwAnswer{resp: resp}
+		}
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -143,7 +154,19 @@ func (s *scscf) request(req *sip.Request) mwAnswer {
 	}
 	var resp *sip.Response
 	if req.Method == sip.REGISTER {
-		resp = s.registerLocked(req)
+		var vr *vectorRequest
+		resp, vr = s.registerLocked(req, reg)
+		if vr != nil {
+			// What this request queued stays its own while the lock is
+			// released for the MAR.
+			q, epoch := s.ioq, s.epoch
+			s.ioq = nil
+			s.mu.Unlock()
+			vec, err := s.hss.vectors(vr.sub.IMPI, vr.resync)
+			s.mu.Lock()
+			s.ioq = append(q, s.ioq...)
+			resp = s.vectorArrivedLocked(req, vr, epoch, vec, err)
+		}
 	} else {
 		resp = s.onRequestLocked(req)
 	}
@@ -178,11 +201,32 @@ func (s *scscf) abandon(nonce string) {
 	}
 }
 
-// registerLocked runs the S-CSCF's REGISTER procedure.
-func (s *scscf) registerLocked(req *sip.Request) *sip.Response {
+// regRequest is what the S-CSCF takes from a REGISTER before its lock:
+// the Authorization, the integrity-protected value and the subscriber
+// (UAR).
+type regRequest struct {
+	auth *digest.Authorization
+	ip   string
+	sub  Subscriber
+}
+
+// vectorRequest is a MAR the S-CSCF decided on under its lock and sends
+// after releasing it.
+type vectorRequest struct {
+	b      *binding
+	sub    Subscriber
+	stale  bool
+	resync *resyncData
+}
+
+// registerPrelude is the part of the REGISTER procedure that needs no
+// registrar state: the Reject fault, the Authorization and the HSS's
+// User-Authorization answer. It returns the response when that ends the
+// procedure.
+func (s *scscf) registerPrelude(req *sip.Request) (regRequest, *sip.Response) {
 	c := s.c
-	fail := func(code int, reason string) *sip.Response {
-		return newResponse(req, code, reason)
+	fail := func(code int, reason string) (regRequest, *sip.Response) {
+		return regRequest{}, newResponse(req, code, reason)
 	}
 	if code := c.cfg.Faults.takeReject(); code != 0 {
 		c.log.Info("fault: rejecting REGISTER", "code", code)
@@ -222,6 +266,18 @@ func (s *scscf) registerLocked(req *sip.Request) *sip.Response {
 		c.log.Info("REGISTER: IMPU outside the subscriber's implicit set", "impi", sub.IMPI, "impu", impu)
 		return fail(sip.StatusForbidden, "Forbidden (public identity not of this subscriber)")
 	}
+	return regRequest{auth: auth, ip: ip, sub: sub}, nil
+}
+
+// registerLocked runs the S-CSCF's REGISTER procedure on the registrar.
+// When a challenge needs a vector it returns the MAR to send instead of a
+// response.
+func (s *scscf) registerLocked(req *sip.Request, rr regRequest) (*sip.Response, *vectorRequest) {
+	c := s.c
+	fail := func(code int, reason string) (*sip.Response, *vectorRequest) {
+		return newResponse(req, code, reason), nil
+	}
+	auth, ip, sub := rr.auth, rr.ip, rr.sub
 
 	contacts := req.GetHeaders("Contact")
 	if len(contacts) == 0 {
@@ -241,13 +297,13 @@ func (s *scscf) registerLocked(req *sip.Request) *sip.Response {
 	if reqExp != 0 && c.cfg.MinExpires > 0 && time.Duration(reqExp)*time.Second < c.cfg.MinExpires {
 		resp := newResponse(req, sip.StatusIntervalToBrief, "Interval Too Brief")
 		resp.AppendHeader(sip.NewHeader("Min-Expires", strconv.FormatInt(int64(c.cfg.MinExpires/time.Second), 10)))
-		return resp
+		return resp, nil
 	}
 
 	// A de-registration over the established set needs no new
 	// authentication (integrity-protected="yes": the SA proves the UE).
 	if reqExp == 0 && ip == ipYes && c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
-		return s.deregisterLocked(req, sub, contact)
+		return s.deregisterLocked(req, sub, contact), nil
 	}
 	// Behind an external P-CSCF the core sees no SA: it trusts that P-CSCF,
 	// as an S-CSCF trusts integrity-protected="yes" (TS 24.229 §5.4.1.4),
@@ -256,7 +312,7 @@ func (s *scscf) registerLocked(req *sip.Request) *sip.Response {
 	// never deletes.
 	if reqExp == 0 && c.cfg.CKIKInChallenge && !contact.Address.Wildcard {
 		if b := s.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil && b.state == stateRegistered {
-			return s.deregisterLocked(req, sub, contact)
+			return s.deregisterLocked(req, sub, contact), nil
 		}
 	}
 
@@ -287,7 +343,7 @@ func (s *scscf) registerLocked(req *sip.Request) *sip.Response {
 		return s.resyncLocked(req, b, sub, auth)
 	case c.cfg.isAKA() && auth.Response == "":
 		c.log.Info("UE reports an AUTN MAC failure (empty response, no auts)", "impi", sub.IMPI)
-		return s.authFailLocked(req, b, "Forbidden (network authentication failed at the UE)")
+		return s.authFailLocked(req, b, "Forbidden (network authentication failed at the UE)"), nil
 	case c.cfg.isAKA() && !protected:
 		// integrity-protected="no": challenge again.
 		c.log.Info("challenge answered without SA protection: new challenge", "impi", sub.IMPI)
@@ -295,20 +351,20 @@ func (s *scscf) registerLocked(req *sip.Request) *sip.Response {
 	}
 	if err := s.checkResponse(req, auth, ch, sub); err != nil {
 		c.log.Info("authentication failed", "impi", sub.IMPI, "err", err)
-		return s.authFailLocked(req, b, "Forbidden (authentication failed)")
+		return s.authFailLocked(req, b, "Forbidden (authentication failed)"), nil
 	}
 	if c.cfg.isAKA() && !c.cfg.CKIKInChallenge && ip != ipPending {
 		c.log.Info("correct response over the wrong SA set", "impi", sub.IMPI)
-		return s.authFailLocked(req, b, "Forbidden (response not sent over the SAs of its challenge)")
+		return s.authFailLocked(req, b, "Forbidden (response not sent over the SAs of its challenge)"), nil
 	}
 	b.chal = nil
 	if b.authTimer != nil {
 		b.authTimer.Stop()
 	}
 	if reqExp == 0 {
-		return s.deregisterLocked(req, sub, contact)
+		return s.deregisterLocked(req, sub, contact), nil
 	}
-	return s.registeredLocked(req, b, contact, reqExp)
+	return s.registeredLocked(req, b, contact, reqExp), nil
 }
 
 // findBindingLocked returns a binding of the subscriber, for a wildcard
@@ -323,15 +379,44 @@ func (s *scscf) findBindingLocked(impi string) *binding {
 	return out
 }
 
-// challengeLocked issues a new challenge for b: an AKA vector from the HSS
-// (MAR) or a random nonce for MD5, in a 401.
-func (s *scscf) challengeLocked(req *sip.Request, b *binding, sub Subscriber, stale bool) *sip.Response {
-	var vec vector
-	var err error
+// challengeLocked issues a new challenge for b: a random nonce for MD5 in
+// a 401, or for AKA the MAR for the vector (vectorArrivedLocked issues the
+// challenge).
+func (s *scscf) challengeLocked(req *sip.Request, b *binding, sub Subscriber, stale bool) (*sip.Response, *vectorRequest) {
 	if s.c.cfg.isAKA() {
-		vec, err = s.hss.vectors(sub.IMPI, nil)
+		return nil, &vectorRequest{b: b, sub: sub, stale: stale}
 	}
-	return s.challengeWithLocked(req, b, sub, stale, vec, err)
+	return s.challengeWithLocked(req, b, sub, stale, vector{}, nil), nil
+}
+
+// vectorArrivedLocked issues the challenge for the HSS's answer to vr,
+// sent while the lock was released: the binding may have ended meanwhile
+// (then the challenge goes to the binding of the contact now, new if
+// need be), or the S-CSCF closed or restarted (then 500).
+func (s *scscf) vectorArrivedLocked(req *sip.Request, vr *vectorRequest, epoch uint64, vec vector, err error) *sip.Response {
+	c := s.c
+	if s.closed || s.epoch != epoch {
+		return newResponse(req, sip.StatusInternalServerError, "Server Internal Error (restarted)")
+	}
+	b := vr.b
+	if s.bindings[b.key] != b {
+		if cur := s.bindings[b.key]; cur != nil {
+			b = cur
+		} else {
+			b = &binding{key: b.key, sub: b.sub, state: statePending, contactID: randToken(6), contact: b.contact.Clone()}
+			s.bindings[b.key] = b
+		}
+	}
+	if vr.resync != nil {
+		if errors.Is(err, errBadAUTS) || errors.Is(err, errUnknownSubscriber) {
+			c.log.Info("resynchronisation refused", "impi", vr.sub.IMPI, "err", err)
+			return s.authFailLocked(req, b, "Forbidden (resynchronisation failed)")
+		}
+		if err == nil {
+			c.stats.resyncs.Add(1)
+		}
+	}
+	return s.challengeWithLocked(req, b, vr.sub, vr.stale, vec, err)
 }
 
 // challengeWithLocked issues the challenge for vec (AKA), or answers the
@@ -405,26 +490,18 @@ func (s *scscf) forgetIfPendingLocked(b *binding) {
 }
 
 // resyncLocked handles a REGISTER with auts (TS 33.102 §6.3.5).
-func (s *scscf) resyncLocked(req *sip.Request, b *binding, sub Subscriber, auth *digest.Authorization) *sip.Response {
+func (s *scscf) resyncLocked(req *sip.Request, b *binding, sub Subscriber, auth *digest.Authorization) (*sip.Response, *vectorRequest) {
 	c := s.c
 	// RFC 3310 §3.4 carries AUTS base64-encoded; UEs send it with and
 	// without padding, and digest.DecodeAUTS takes both.
 	auts, err := digest.DecodeAUTS(auth.AUTS)
 	if err != nil {
 		c.log.Info("auts is not base64 of 14 bytes", "impi", sub.IMPI, "err", err)
-		return s.authFailLocked(req, b, "Forbidden (malformed auts)")
+		return s.authFailLocked(req, b, "Forbidden (malformed auts)"), nil
 	}
 	// One MAR carries the resynchronisation and asks for the new vector
 	// (TS 29.228 §6.3.3).
-	vec, err := s.hss.vectors(sub.IMPI, &resyncData{RAND: b.chal.vec.RAND, AUTS: auts})
-	if errors.Is(err, errBadAUTS) || errors.Is(err, errUnknownSubscriber) {
-		c.log.Info("resynchronisation refused", "impi", sub.IMPI, "err", err)
-		return s.authFailLocked(req, b, "Forbidden (resynchronisation failed)")
-	}
-	if err == nil {
-		c.stats.resyncs.Add(1)
-	}
-	return s.challengeWithLocked(req, b, sub, false, vec, err)
+	return nil, &vectorRequest{b: b, sub: sub, resync: &resyncData{RAND: b.chal.vec.RAND, AUTS: auts}}
 }
 
 // authFailLocked answers 403 and forgets the challenge, and the binding

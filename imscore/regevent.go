@@ -50,7 +50,7 @@ type subscription struct {
 	local    sip.Uri         // the subscribed AOR: the NOTIFY's From
 	remote   *sip.FromHeader // the subscriber: the NOTIFY's To
 	target   sip.Uri         // the SUBSCRIBE's Contact
-	b        *binding        // whose SAs carry the NOTIFYs
+	b        *binding        // the subscriber's own contact: its SAs (at the P-CSCF) carry the NOTIFYs
 	cseq     uint32
 	version  uint32
 	expires  time.Time

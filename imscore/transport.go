@@ -208,7 +208,7 @@ func (c *Core) acceptResponse(in *sipnet.Inbound) bool { return c.p.acceptRespon
 // retransmission reports whether req repeats a request being or already
 // answered (its server transaction resends the final response, and the
 // transport counts it), so that it is not acted on again: one 401, one SA
-// set. It may send: call it without c.mu.
+// set. It may send: call it without a role's lock.
 func (c *Core) retransmission(req *sip.Request) bool { return !c.tp.Begin(req) }
 
 // handleRequest admits a request according to the port it arrived on.

@@ -6,16 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
-	"github.com/imsue/imsue/digest"
-	"github.com/imsue/imsue/ipsec"
-	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipnet"
 )
 
@@ -27,37 +20,34 @@ var ErrNotRegistered = errors.New("imscore: public identity not registered")
 var ErrClosed = errors.New("imscore: core closed")
 
 // Core is a running lab IMS core: the P-CSCF, S-CSCF and HSS roles of one
-// home network collapsed into one process. The roles keep the interfaces a
-// real deployment has between them: the P-CSCF does sec-agree and the SAs
-// and decides what reaches the S-CSCF, the S-CSCF authenticates and
-// registers with vectors from the HSS, and the P-CSCF alone knows CK and IK
-// and strips them (unless CKIKInChallenge).
+// home network in one process, each with its own state and lock, talking
+// through the interfaces a real deployment has between them (see the
+// package documentation): the P-CSCF hands SIP messages to the S-CSCF
+// (scscfPeer) and sends the S-CSCF's NOTIFYs to the UE (pcscfPeer), and the
+// S-CSCF asks the HSS for vectors (hssClient). The Core owns what they
+// share: the configuration, the transport and the bound ports, the
+// counters, and the goroutines.
 type Core struct {
 	cfg Config
 	log *slog.Logger
-	hss *hss
 	tp  *sipnet.Transport // every socket of the core
+
+	p *pcscf
+	s *scscf
 
 	epMu sync.Mutex
 	eps  map[uint16]*endpoint // bound ports by number
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stopWatch func() bool    // unregisters the context.AfterFunc that closes the core with Start's ctx
+	wg        sync.WaitGroup // timer callbacks and the TCP drain goroutines; added to only under a role's lock while it is open
+	notifyWG  sync.WaitGroup // NOTIFY transactions in flight; the same rule
 
-	bindIP netip.Addr // Config.Addr's IP (may be unspecified)
-	unprot *endpoint  // Config.Addr
-	server *endpoint  // port_ps
-
-	// mu guards the registrar and security-association state below.
-	mu       sync.Mutex
-	closed   bool
-	epoch    uint64                     // bumped by Restart: timers of an older epoch do nothing
-	bindings map[string]*binding        // by bindingKey
-	sets     map[uint64]*secSet         // every installed SA set
-	byFlow   map[netip.AddrPort]*secSet // (UE IP, port_uc) → the set protected requests arrive over
-	subs     map[string]*subscription   // reg-event subscriptions by dialog
-	notifyWG sync.WaitGroup             // NOTIFY transactions in flight
+	ready  chan struct{} // closed once Start has bound the ports
+	bindIP netip.Addr    // Config.Addr's IP (may be unspecified)
+	unprot *endpoint     // Config.Addr
+	server *endpoint     // port_ps
 
 	stats counters
 
@@ -74,26 +64,33 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	c := &Core{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		hss:      newHSS(cfg.Subscribers),
-		eps:      map[uint16]*endpoint{},
-		ctx:      cctx,
-		cancel:   cancel,
-		bindIP:   cfg.Addr.Addr(),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		eps:    map[uint16]*endpoint{},
+		ctx:    cctx,
+		cancel: cancel,
+		bindIP: cfg.Addr.Addr(),
+		ready:  make(chan struct{}),
+	}
+	h := newHSS(cfg.Subscribers)
+	h.faults, h.log = cfg.Faults, cfg.Logger
+	c.p = newPCSCF(c)
+	c.s = &scscf{
+		roleLock: roleLock{wg: &c.wg},
+		c:        c,
+		hss:      h,
+		pcscf:    c.p,
 		bindings: map[string]*binding{},
-		sets:     map[uint64]*secSet{},
-		byFlow:   map[netip.AddrPort]*secSet{},
 		subs:     map[string]*subscription{},
 	}
+	c.p.scscf = c.s
 	var sinks []sipnet.PacketSink
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		sinks = append(sinks, logSink{c.log})
 	}
 	c.tp = sipnet.New(sipnet.Config{Net: cfg.Net, Timers: cfg.Timers, Sinks: sinks, Handler: c.receive, Log: c.log})
-	// The ports serve as soon as they are bound: hold the lock until both
-	// are, so that no request sees one of them unset.
-	c.mu.Lock()
+	// The ports serve as soon as they are bound: requests wait for ready
+	// (receive), so that none sees c.unprot or c.server unset.
 	c.unprot, err = c.bindEndpoint(cfg.Addr.Port(), roleUnprotected)
 	if err != nil {
 		err = fmt.Errorf("imscore: P-CSCF unprotected port: %w", err)
@@ -102,16 +99,22 @@ func Start(ctx context.Context, cfg Config) (*Core, error) {
 			err = fmt.Errorf("imscore: P-CSCF protected server port (port_ps): %w", err)
 		}
 	}
-	c.mu.Unlock()
 	if err != nil {
+		for _, l := range []*roleLock{&c.p.roleLock, &c.s.roleLock} {
+			l.mu.Lock()
+			l.closed = true
+			l.mu.Unlock()
+		}
+		close(c.ready)
 		c.tp.Close()
 		cancel()
 		return nil, err
 	}
-	go func() {
-		<-cctx.Done()
-		c.Close()
-	}()
+	close(c.ready)
+	// Start's ctx ends the core. context.AfterFunc runs Close in a goroutine
+	// of its own only once ctx is done; Close unregisters it otherwise, so
+	// that no goroutine outlives Close.
+	c.stopWatch = context.AfterFunc(ctx, func() { c.Close() })
 	c.log.Info("lab IMS core started", "addr", c.Addr(), "port_ps", c.PortPS(), "domain", cfg.Domain,
 		"algorithm", cfg.Algorithm, "qop", cfg.QOP, "ipsec", cfg.IPsec.Name(), "subscribers", len(cfg.Subscribers))
 	return c, nil
@@ -137,11 +140,20 @@ func (c *Core) Close() error {
 }
 
 func (c *Core) close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.epoch++
-	err := c.resetLocked("core closed")
-	c.mu.Unlock()
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	c.s.mu.Lock()
+	c.s.closed = true
+	c.s.epoch++
+	c.s.resetLocked()
+	c.s.unlockQuiet()
+
+	c.p.mu.Lock()
+	c.p.closed = true
+	c.p.epoch++
+	c.p.resetLocked("core closed")
+	err := c.p.unlock() // removes the SA sets
 
 	c.cancel()
 	c.tp.Close()
@@ -156,41 +168,38 @@ func (c *Core) close() error {
 // A UE must re-register from scratch; until then its protected requests
 // match no SA set and are discarded. The HSS keeps its SQNs.
 func (c *Core) Restart() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	c.s.mu.Lock()
+	if c.s.closed {
+		c.s.mu.Unlock()
 		return ErrClosed
 	}
-	c.epoch++
-	err := c.resetLocked("P-CSCF restart")
+	c.s.epoch++
+	c.s.resetLocked()
+	c.s.unlockQuiet()
+
+	c.p.mu.Lock()
+	if c.p.closed {
+		c.p.mu.Unlock()
+		return ErrClosed
+	}
+	c.p.epoch++
+	c.p.resetLocked("P-CSCF restart")
 	c.tp.ForgetServerTxs()
 	c.stats.restarts.Add(1)
 	c.log.Info("P-CSCF restarted: all registrations and SAs dropped")
-	return err
+	return c.p.unlock()
 }
 
-// resetLocked drops every binding, subscription and SA set.
-func (c *Core) resetLocked(why string) error {
-	var errs []error
-	for _, b := range c.bindings {
+// resetLocked drops every binding and subscription.
+func (s *scscf) resetLocked() {
+	for _, b := range s.bindings {
 		b.stopTimers()
 	}
-	for _, s := range c.subs {
-		s.stop()
+	for _, x := range s.subs {
+		x.stop()
 	}
-	ids := make([]uint64, 0, len(c.sets))
-	for id := range c.sets {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		if err := c.dropSetLocked(c.sets[id], why); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	clear(c.bindings)
-	clear(c.subs)
-	return errors.Join(errs...)
+	clear(s.bindings)
+	clear(s.subs)
 }
 
 // localFor returns the core's own address towards ue: Config.Addr's IP, or
@@ -205,155 +214,97 @@ func (c *Core) localFor(ue netip.Addr) netip.Addr {
 	return c.bindIP
 }
 
-// ---- state -------------------------------------------------------------
+// roleLock is one role's lock, with what goes with it: the I/O its
+// decisions queue, the closed flag and the epoch its timers check. No I/O
+// happens under mu: what the state decided is queued (later) and run, in
+// order, by the goroutine that releases mu (unlock).
+type roleLock struct {
+	mu     sync.Mutex
+	ioq    []func() error
+	closed bool
+	epoch  uint64          // bumped by Restart and Close: timers of an older epoch do nothing
+	wg     *sync.WaitGroup // the Core's: timer callbacks and goroutines
+}
 
-// bindState is the S-CSCF's state of one contact binding.
-type bindState uint8
+// later queues I/O that a decision under mu calls for (sending, installing
+// or removing SAs, closing ports, handing a message to another role); it
+// runs when mu is released by unlock, in the order queued. Call it under
+// mu.
+func (l *roleLock) later(f func() error) { l.ioq = append(l.ioq, f) }
 
-const (
-	statePending    bindState = iota + 1 // challenged, never registered yet
-	stateRegistered                      // registered (possibly with a re-authentication in progress)
-)
-
-func (s bindState) String() string {
-	switch s {
-	case statePending:
-		return "pending"
-	case stateRegistered:
-		return "registered"
+// unlock releases mu and then runs the I/O queued under it, returning the
+// errors the queued functions returned.
+func (l *roleLock) unlock() error {
+	q := l.ioq
+	l.ioq = nil
+	l.mu.Unlock()
+	var errs []error
+	for _, f := range q {
+		if err := f(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return "unknown"
+	return errors.Join(errs...)
 }
 
-// binding is one registered (or being registered) contact of a subscriber,
-// with the SA sets the P-CSCF keeps for it.
-type binding struct {
-	key        string
-	sub        Subscriber // identities only are used
-	contact    *sip.ContactHeader
-	ue         netip.AddrPort // the UE's IP and port_us (its Contact address)
-	transport  string
-	state      bindState
-	expires    time.Time
-	granted    time.Duration
-	event      string // the last reginfo contact event (registered, refreshed, shortened)
-	contactID  string
-	chal       *challenge
-	path       []string
-	cur        *secSet        // established: carries the UE's traffic
-	next       *secSet        // temporary: from the last 401, awaiting the protected REGISTER
-	old        *secSet        // the previous established set, until the new one carries traffic
-	flow       netip.AddrPort // MD5: where the REGISTER came from (its flow)
-	expTimer   *time.Timer
-	authTimer  *time.Timer
-	registered time.Time
+// unlockQuiet is unlock for callers that have no use for the errors (the
+// queued functions log them).
+func (l *roleLock) unlockQuiet() { _ = l.unlock() }
+
+// after runs f under mu after d, unless the role restarted or closed
+// meanwhile. Call it under mu.
+func (l *roleLock) after(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, l.guarded(f))
 }
 
-func (b *binding) stopTimers() {
-	if b.expTimer != nil {
-		b.expTimer.Stop()
-	}
-	if b.authTimer != nil {
-		b.authTimer.Stop()
-	}
-}
-
-// challenge is one outstanding digest challenge of the S-CSCF.
-type challenge struct {
-	dc  digest.Challenge // as sent (without ck and ik)
-	vec vector           // AKA only
-	set *secSet          // the temporary SA set created with it
-}
-
-// setState is the P-CSCF's state of one SA set (TS 33.203 §7.4).
-type setState uint8
-
-const (
-	setTemporary setState = iota + 1
-	setEstablished
-	setOld
-)
-
-func (s setState) String() string {
-	switch s {
-	case setTemporary:
-		return "temporary"
-	case setEstablished:
-		return "established"
-	case setOld:
-		return "old"
-	}
-	return "unknown"
-}
-
-// secSet is one security agreement with a UE and the mirror SA set the
-// P-CSCF installed for it.
-type secSet struct {
-	id          uint64
-	state       setState
-	b           *binding
-	ue, local   netip.Addr
-	transport   string
-	mech        mt.Mechanism   // the entry the UE is expected to choose, with the P-CSCF's parameters
-	client      mt.Params      // the UE's spi_uc, spi_us, port_uc, port_us
-	server      mt.Params      // the P-CSCF's spi_pc, spi_ps, port_pc, port_ps
-	clientMechs []mt.Mechanism // the Security-Client that created the set
-	serverMechs []mt.Mechanism // the Security-Server the P-CSCF sent
-	sa          *ipsec.SASet
-	pc          *endpoint    // port_pc
-	tcpOut      *sipnet.Conn // TCP connection dialled from port_pc, for requests to the UE
-	expires     time.Time    // established: registration expiry + 30 s (TS 33.203 §7.1)
-	timer       *time.Timer
-	removed     bool
-}
-
-func (s *secSet) flow() netip.AddrPort { return netip.AddrPortFrom(s.ue, s.client.PortC) }
-
-// toUE is the route for the P-CSCF's UDP messages to the UE over this set:
-// port_pc → port_us.
-func (s *secSet) toUE() route {
-	return udpRoute(s.pc, netip.AddrPortFrom(s.ue, s.client.PortS))
-}
-
-// bindingKey identifies a binding: the private identity and the contact's
-// host and port.
-func bindingKey(impi string, contact sip.Uri) string {
-	return strings.ToLower(impi) + "\x00" + strings.ToLower(contact.Host) + ":" + fmt.Sprint(contact.Port)
-}
-
-// after runs f under c.mu after d, unless the core restarted or closed
-// meanwhile. Call it under c.mu.
-func (c *Core) after(d time.Duration, f func()) *time.Timer {
-	return time.AfterFunc(d, c.guarded(f))
-}
-
-// guarded returns a function that runs f under c.mu, unless the core
-// restarted or closed since guarded was called. Call it under c.mu.
-func (c *Core) guarded(f func()) func() {
-	epoch := c.epoch
+// guarded returns a function that runs f under mu, unless the role
+// restarted or closed since guarded was called. Call it under mu. The call
+// is counted in the Core's WaitGroup, so that Close waits for a timer
+// callback that began before it.
+func (l *roleLock) guarded(f func()) func() {
+	epoch := l.epoch
 	return func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.closed || c.epoch != epoch {
+		l.mu.Lock()
+		if l.closed || l.epoch != epoch {
+			l.mu.Unlock()
 			return
 		}
+		l.wg.Add(1)
+		defer l.wg.Done() // after the queued I/O
 		f()
+		l.unlockQuiet()
 	}
+}
+
+// goLocked runs f in a goroutine that Close waits for. Call it under mu;
+// it does nothing once the role is closed.
+func (l *roleLock) goLocked(f func()) {
+	if l.closed {
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		f()
+	}()
 }
 
 // checkInvariants verifies the P-CSCF's bookkeeping (for tests and fuzzing):
-// every live SA set belongs to a binding in the slot its state names and is
-// the set of its flow, and every binding's sets are live.
+// every live SA set belongs to a contact in the slot its state names and is
+// the set of its flow, and every contact's sets are live.
 func (c *Core) checkInvariants() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, s := range c.sets {
+	p := c.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.sets {
 		switch {
 		case s.removed:
 			return fmt.Errorf("set %d: removed but still listed", id)
 		case s.b == nil:
-			return fmt.Errorf("set %d: no binding", id)
-		case c.byFlow[s.flow()] != s:
+			return fmt.Errorf("set %d: no contact", id)
+		case p.ues[s.b.key] != s.b:
+			return fmt.Errorf("set %d: its contact is not listed", id)
+		case p.byFlow[s.flow()] != s:
 			return fmt.Errorf("set %d: not the set of its flow %v", id, s.flow())
 		}
 		var slot *secSet
@@ -366,22 +317,22 @@ func (c *Core) checkInvariants() error {
 			slot = s.b.old
 		}
 		if slot != s {
-			return fmt.Errorf("set %d (%v): not in its binding's %v slot", id, s.state, s.state)
+			return fmt.Errorf("set %d (%v): not in its contact's %v slot", id, s.state, s.state)
 		}
 	}
-	for flow, s := range c.byFlow {
-		if c.sets[s.id] != s {
+	for flow, s := range p.byFlow {
+		if p.sets[s.id] != s {
 			return fmt.Errorf("flow %v: set %d is not live", flow, s.id)
 		}
 	}
-	for key, b := range c.bindings {
-		for _, s := range []*secSet{b.cur, b.next, b.old} {
-			if s != nil && c.sets[s.id] != s {
-				return fmt.Errorf("binding %q: set %d is not live", key, s.id)
+	for key, u := range p.ues {
+		for _, s := range []*secSet{u.cur, u.next, u.old} {
+			if s != nil && p.sets[s.id] != s {
+				return fmt.Errorf("contact %q: set %d is not live", key, s.id)
 			}
 		}
-		if b.state == statePending && b.cur != nil {
-			return fmt.Errorf("binding %q: pending with an established set", key)
+		if !u.registered && u.cur != nil {
+			return fmt.Errorf("contact %q: never registered but with an established set", key)
 		}
 	}
 	return nil

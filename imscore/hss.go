@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -24,15 +25,43 @@ const (
 
 var (
 	errUnknownSubscriber = errors.New("unknown subscriber")
+	errIMPUNotOfIMPI     = errors.New("public identity outside the subscriber's implicit registration set")
 	errSQNExhausted      = errors.New("SQN exhausted: SEQ would wrap (TS 33.102 §C.3.2)")
 	errBadAUTS           = errors.New("AUTS: MAC-S does not verify")
 )
 
+// hssClient is the S-CSCF's side of the Cx interface (TS 29.229): the two
+// requests a registration needs. In the lab core the hss below answers
+// them in-process; issue 11 puts Diameter there.
+type hssClient interface {
+	// authorize is the User-Authorization request (UAR/UAA, TS 29.229
+	// §6.1.1/§6.1.2): may the private identity register the public one?
+	// It returns the subscriber record, of which the S-CSCF reads only
+	// IMPI, IMPUs and, for MD5 digest, Password, or errUnknownSubscriber or
+	// errIMPUNotOfIMPI. With impi empty the subscriber is found by impu.
+	authorize(impi, impu string) (Subscriber, error)
+	// vectors is the Multimedia-Auth request (MAR/MAA, TS 29.229
+	// §6.1.7/§6.1.8) for one vector. With resync (the SIP-Authorization AVP
+	// carrying RAND‖AUTS after a synchronisation failure, TS 29.228 §6.3.3)
+	// the HSS first resynchronises SQN_HE (TS 33.102 §6.3.5) and fails with
+	// errBadAUTS when MAC-S does not verify.
+	vectors(impi string, resync *resyncData) (vector, error)
+}
+
+// resyncData is the RAND of the refused challenge and the UE's AUTS.
+type resyncData struct {
+	RAND isim.RAND
+	AUTS isim.AUTS
+}
+
 // hss is the Home Subscriber Server's authentication centre: it keeps each
 // subscriber's SQN_HE and generates MILENAGE authentication vectors
-// (TS 33.102 §6.3.2), and resynchronises from AUTS (§6.3.5).
+// (TS 33.102 §6.3.2), and resynchronises from AUTS (§6.3.5). It has its own
+// lock and implements hssClient.
 type hss struct {
 	rand   io.Reader // RAND source: crypto/rand, or fixed RANDs in tests
+	faults *Faults   // BadMAC and StaleSQN alter the vectors here; nil: none
+	log    *slog.Logger
 	mu     sync.Mutex
 	byIMPI map[string]*hssEntry // lower-cased IMPI
 	byIMPU map[string]*hssEntry // canonURI(IMPU)
@@ -56,8 +85,9 @@ type vector struct {
 	SQN  uint64
 }
 
+// newHSS builds the HSS of subs, without faults and logging nothing.
 func newHSS(subs []Subscriber) *hss {
-	h := &hss{rand: rand.Reader, byIMPI: map[string]*hssEntry{}, byIMPU: map[string]*hssEntry{}}
+	h := &hss{rand: rand.Reader, log: slog.New(slog.DiscardHandler), byIMPI: map[string]*hssEntry{}, byIMPU: map[string]*hssEntry{}}
 	for _, s := range subs {
 		s.IMPUs = append([]string(nil), s.IMPUs...)
 		e := &hssEntry{sub: s, mil: milenage.New(s.K, s.OPc), seq: s.SQN >> indBits, ind: s.SQN & indMask}
@@ -84,6 +114,35 @@ func (h *hss) lookup(impi, impu string) (Subscriber, bool) {
 		return Subscriber{}, false
 	}
 	return e.sub, true
+}
+
+// authorize implements hssClient (UAR).
+func (h *hss) authorize(impi, impu string) (Subscriber, error) {
+	sub, ok := h.lookup(impi, impu)
+	switch {
+	case !ok:
+		return Subscriber{}, errUnknownSubscriber
+	case impu != "" && !sub.hasIMPU(impu):
+		return sub, errIMPUNotOfIMPI
+	}
+	return sub, nil
+}
+
+// vectors implements hssClient (MAR): an optional resynchronisation, then
+// the next vector, altered by the armed BadMAC or StaleSQN fault.
+func (h *hss) vectors(impi string, resync *resyncData) (vector, error) {
+	if resync != nil {
+		sqnMS, err := h.resync(impi, resync.RAND, resync.AUTS)
+		if err != nil {
+			return vector{}, err
+		}
+		h.log.Info("HSS resynchronised from AUTS", "impi", impi, "sqn_ms", sqnMS)
+	}
+	var f vectorFault
+	if h.faults != nil {
+		f = vectorFault{badMAC: h.faults.take(&h.faults.badMAC), staleSQN: h.faults.take(&h.faults.staleSQN)}
+	}
+	return h.generate(impi, f)
 }
 
 // vectorFault alters one vector for fault injection.

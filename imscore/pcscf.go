@@ -1,19 +1,17 @@
 package imscore
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsue/imsue/ipsec"
+	"github.com/imsue/imsue/digest"
 	"github.com/imsue/imsue/mt"
 	"github.com/imsue/imsue/sipnet"
 )
@@ -41,101 +39,153 @@ import (
 //     as a downgrade attempt).
 //   - A re-registration must change port_uc and both UE SPIs and keep
 //     port_us (TS 33.203 §7.4); otherwise 400.
+//   - A protected REGISTER whose Authorization username is not the one
+//     its SA set was set up for, or whose Contact is another contact's,
+//     gets 403 from the P-CSCF (TS 33.203 §7.1 binds an SA to the
+//     identities it was set up for).
+//   - The P-CSCF relays a 401 only with the SA set installed; when it
+//     cannot set one up it answers 494 or 500 instead and tells the S-CSCF
+//     to forget the challenge (scscfPeer.abandon), a shortcut of the lab
+//     core for what the S-CSCF's reg-await-auth timer would do later.
 //   - The P-CSCF installs its SAs without kernel lifetimes (Kamailio does the
 //     same) and enforces them itself: a temporary set lives AuthTimeout, an
 //     established one until its registration ends, an old one until the new
 //     set carries a request or its own lifetime (registration expiry + 30 s)
 //     ends. Lifetimes in the kernel cannot be extended once installed.
 
-// retransmission reports whether req repeats a request being or already
-// answered (its server transaction resends the final response, and the
-// transport counts it), so that it is not acted on again: one 401, one SA
-// set.
-func (c *Core) retransmission(req *sip.Request) bool { return !c.tp.Begin(req) }
+// pcscf is the P-CSCF: sec-agree, the SA sets and the UEs' registrations
+// as far as a P-CSCF knows them, with its own lock. With CKIKInChallenge it
+// is a transparent front of the bare S-CSCF: it relays every request on
+// Addr as it is and sends the NOTIFYs to the Path's first hop.
+type pcscf struct {
+	roleLock
+	c       *Core
+	scscf   scscfPeer
+	sets    map[uint64]*secSet         // every installed SA set
+	byFlow  map[netip.AddrPort]*secSet // (UE IP, port_uc) → the set protected requests arrive over
+	spiHeld map[uint32]bool            // SPIs of SA sets being installed outside the lock
+	ues     map[string]*pcontact       // by contactKey
+}
 
-// handleRequest admits a request according to the port it arrived on.
-func (c *Core) handleRequest(in inbound, req *sip.Request) {
-	if req.Via() == nil || req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
-		c.stats.malformed.Add(1)
-		c.log.Info("discarding request without Via, From, To, Call-ID or CSeq", "from", in.remote)
-		return
+// pcontact is one UE contact as the P-CSCF knows it, with the SA sets it
+// keeps for it.
+type pcontact struct {
+	key        string   // contactKey of the Contact
+	impi       string   // the Authorization username (else the To URI) of its REGISTERs
+	impus      []string // P-Associated-URI of the last 200: the first is asserted
+	registered bool
+	ue         netip.AddrPort // the UE's IP and the Contact's port: requests to it without SAs
+	flow       netip.AddrPort // MD5: where the registration came from (its flow)
+	expires    time.Time      // the registration's, from the 200
+	cur        *secSet        // established: carries the UE's traffic
+	next       *secSet        // temporary: from the last 401, awaiting the protected REGISTER
+	old        *secSet        // the previous established set, until the new one carries traffic
+	authTimer  *time.Timer    // reg-await-auth of next
+	expTimer   *time.Timer    // the established set's lifetime (registration expiry + 30 s)
+}
+
+func (u *pcontact) stopTimers() {
+	if u.authTimer != nil {
+		u.authTimer.Stop()
 	}
-	if req.IsAck() {
-		return // no INVITE transactions here
-	}
-	req.SetSource(in.remote.String())
-	req.SetTransport(in.transport)
-	if c.cfg.Faults.drop(string(req.Method)) {
-		c.log.Info("fault: dropping request", "method", req.Method, "from", in.remote)
-		return
-	}
-	switch in.ep.role {
-	case roleUnprotected:
-		c.onUnprotected(in, req)
-	case roleServer:
-		c.onProtected(in, req)
-	default:
-		c.discard(in, req, "request sent to port_pc")
+	if u.expTimer != nil {
+		u.expTimer.Stop()
 	}
 }
 
-func (c *Core) discard(in inbound, req *sip.Request, why string) {
-	c.stats.discarded.Add(1)
-	c.log.Info("discarding request", "method", req.Method, "from", in.remote, "transport", in.transport, "port", in.ep.addr.Port(), "reason", why)
+func newPCSCF(c *Core) *pcscf {
+	return &pcscf{
+		roleLock: roleLock{wg: &c.wg},
+		c:        c,
+		sets:     map[uint64]*secSet{},
+		byFlow:   map[netip.AddrPort]*secSet{},
+		spiHeld:  map[uint32]bool{},
+		ues:      map[string]*pcontact{},
+	}
+}
+
+// regContext is one REGISTER on its way through the P-CSCF.
+type regContext struct {
+	in    inbound
+	req   *sip.Request   // as received
+	fwd   *sip.Request   // as handed to the S-CSCF
+	set   *secSet        // the SA set it arrived over; nil when unprotected
+	offer []mt.Mechanism // Security-Client, when a challenge may follow
+	r     route          // where the response goes
 }
 
 // onUnprotected handles a request on the unprotected port.
-func (c *Core) onUnprotected(in inbound, req *sip.Request) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+func (p *pcscf) onUnprotected(in inbound, req *sip.Request) {
+	c := p.c
+	// Admission first, then the server transaction (which may resend a
+	// response, so outside the lock), then the request under the lock.
+	p.mu.Lock()
+	closed, admit := p.closed, c.cfg.CKIKInChallenge || req.Method == sip.REGISTER || p.md5FlowLocked(in) != nil
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return
+	case !admit:
+		c.discard(in, req, "unprotected request other than REGISTER")
+		return
+	case c.retransmission(req):
 		return
 	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	r := p.responseRoute(in, req, nil)
 	if c.cfg.CKIKInChallenge {
-		if c.retransmission(req) {
-			return
+		// A transparent front: the external P-CSCF has added what a
+		// P-CSCF adds.
+		if req.Method == sip.REGISTER {
+			c.stats.regUnprot.Add(1)
 		}
-		c.onBareSCSCF(in, req)
+		p.mu.Unlock()
+		p.relay(req, p.copyFor(in, req), r, req.Method == sip.REGISTER)
 		return
 	}
 	if req.Method != sip.REGISTER {
-		if b := c.md5FlowLocked(in); b != nil {
-			if c.retransmission(req) {
-				return
-			}
-			c.onRegisteredRequest(in, req, b, nil, c.responseRoute(in, req, nil))
+		u := p.md5FlowLocked(in)
+		if u == nil {
+			p.unlockQuiet()
+			c.discard(in, req, "unprotected request other than REGISTER")
 			return
 		}
-		c.discard(in, req, "unprotected request other than REGISTER")
-		return
-	}
-	if c.retransmission(req) {
+		fwd := p.copyFor(in, req)
+		assertIdentity(fwd, u)
+		p.mu.Unlock()
+		p.relay(req, fwd, r, false)
 		return
 	}
 	c.stats.regUnprot.Add(1)
-	r := c.responseRoute(in, req, nil)
-	rc := regContext{in: in, req: req}
+	rc := regContext{in: in, req: req, r: r}
 	if c.cfg.isAKA() {
-		offer, bad := c.checkSecurityClient(req, nil)
+		offer, bad := p.checkSecurityClient(req, nil)
 		if bad != nil {
-			c.reply(req, bad, r, nil)
+			p.reply(req, bad, r, nil)
+			p.unlockQuiet()
 			return
 		}
 		rc.offer = offer
 	}
-	c.finishRegister(rc, c.register(rc), r)
+	rc.fwd = p.registerCopy(rc, ipNo)
+	p.mu.Unlock()
+	p.relayRegister(rc)
 }
 
-// md5FlowLocked returns the registered MD5 binding whose flow in came
+// md5FlowLocked returns the registered MD5 contact whose flow in came
 // from: with SIP digest there are no SAs and the P-CSCF recognises a UE by
 // the address its registration came from.
-func (c *Core) md5FlowLocked(in inbound) *binding {
-	if c.cfg.isAKA() {
+func (p *pcscf) md5FlowLocked(in inbound) *pcontact {
+	if p.c.cfg.isAKA() {
 		return nil
 	}
-	for _, b := range c.bindings {
-		if b.state == stateRegistered && b.flow == in.remote {
-			return b
+	for _, u := range p.ues {
+		if u.registered && u.flow == in.remote {
+			return u
 		}
 	}
 	return nil
@@ -143,39 +193,669 @@ func (c *Core) md5FlowLocked(in inbound) *binding {
 
 // onProtected handles a request on port_ps: it must come from the port_uc
 // of a live SA set.
-func (c *Core) onProtected(in inbound, req *sip.Request) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+func (p *pcscf) onProtected(in inbound, req *sip.Request) {
+	c := p.c
+	const noSA = "port_ps: no security association from this address and port"
+	p.mu.Lock()
+	closed, set := p.closed, p.byFlow[in.remote]
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return
+	case set == nil || set.removed:
+		c.discard(in, req, noSA)
+		return
+	case c.retransmission(req):
 		return
 	}
-	set := c.byFlow[in.remote]
-	if set == nil || set.removed {
-		c.discard(in, req, "port_ps: no security association from this address and port")
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		return
 	}
-	if c.retransmission(req) {
+	if p.byFlow[in.remote] != set || set.removed {
+		// Removed while the server transaction opened.
+		p.unlockQuiet()
+		c.discard(in, req, noSA)
 		return
 	}
-	b := set.b
-	if set.state == setEstablished && b.old != nil {
+	u := set.b
+	if set.state == setEstablished && u.old != nil {
 		// The new set carries traffic: the old one is no longer needed
 		// (TS 33.203 §7.4).
-		c.dropSetLocked(b.old, "the new SA set carries traffic")
+		p.dropSetLocked(u.old, "the new SA set carries traffic")
 	}
-	r := c.responseRoute(in, req, set)
+	r := p.responseRoute(in, req, set)
 	if req.Method == sip.REGISTER {
 		c.stats.regProt.Add(1)
-		c.onProtectedRegister(in, req, set, r)
+		rc, ok := p.onProtectedRegisterLocked(in, req, set, r)
+		p.unlockQuiet()
+		if ok {
+			p.relayRegister(rc)
+		}
 		return
 	}
-	c.onRegisteredRequest(in, req, b, set, r)
+	fwd := p.copyFor(in, req)
+	if set.state != setTemporary && u.registered {
+		assertIdentity(fwd, u)
+	}
+	p.unlockQuiet()
+	p.relay(req, fwd, r, false)
+}
+
+// onProtectedRegisterLocked checks sec-agree on a REGISTER that arrived
+// over set, and that the set is the REGISTER's (TS 33.203 §7.1: an SA is
+// bound to the identities it was set up for). ok says whether it goes on
+// to the S-CSCF; else the answer is queued.
+func (p *pcscf) onProtectedRegisterLocked(in inbound, req *sip.Request, set *secSet, r route) (regContext, bool) {
+	verify, err := parseSecurityHeaders(req, "Security-Verify")
+	switch {
+	case err != nil:
+		p.secAgreeFail(req, r, set, sip.StatusBadRequest, "Malformed Security-Verify", err.Error())
+		return regContext{}, false
+	case len(verify) == 0:
+		p.secAgreeFail(req, r, set, 494, "Security Agreement Required", "protected REGISTER without Security-Verify")
+		return regContext{}, false
+	case !sameMechanisms(verify, set.serverMechs):
+		p.secAgreeFail(req, r, set, 494, "Security Agreement Required", "Security-Verify differs from the Security-Server sent")
+		return regContext{}, false
+	}
+	rc := regContext{in: in, req: req, set: set, r: r}
+	if set.state == setTemporary {
+		client, err := parseSecurityHeaders(req, "Security-Client")
+		switch {
+		case err != nil:
+			p.secAgreeFail(req, r, set, sip.StatusBadRequest, "Malformed Security-Client", err.Error())
+			return regContext{}, false
+		case !sameMechanisms(client, set.clientMechs):
+			p.secAgreeFail(req, r, set, 494, "Security Agreement Required", "Security-Client differs from the one of the initial REGISTER")
+			return regContext{}, false
+		}
+	} else if !isDeregistration(req) {
+		offer, bad := p.checkSecurityClient(req, set)
+		if bad != nil {
+			p.reply(req, bad, r, nil)
+			return regContext{}, false
+		}
+		rc.offer = offer
+	}
+	if impi := authUsername(req); impi != "" && set.b.impi != "" && !strings.EqualFold(impi, set.b.impi) {
+		p.reply(req, newResponse(req, sip.StatusForbidden, "Forbidden (security association belongs to another subscriber)"), r, nil)
+		return regContext{}, false
+	}
+	if ct := req.Contact(); ct != nil && !ct.Address.Wildcard && contactKey(ct.Address) != set.b.key {
+		p.reply(req, newResponse(req, sip.StatusForbidden, "Forbidden (security association belongs to another contact)"), r, nil)
+		return regContext{}, false
+	}
+	ip := ipYes
+	if set.state == setTemporary {
+		ip = ipPending
+	}
+	rc.fwd = p.registerCopy(rc, ip)
+	return rc, true
+}
+
+// secAgreeFail rejects a protected REGISTER for a sec-agree violation and
+// drops the temporary set it came over, if it did.
+func (p *pcscf) secAgreeFail(req *sip.Request, r route, set *secSet, code int, reason, detail string) {
+	c := p.c
+	c.stats.secAgree.Add(1)
+	c.log.Info("sec-agree violation", "call_id", req.CallID().Value(), "detail", detail)
+	resp := newResponse(req, code, reason)
+	resp.AppendHeader(sip.NewHeader("Warning", `399 `+hostOf(set.local)+` "`+detail+`"`))
+	if code == 494 {
+		resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(p.supportedMechanisms())))
+	}
+	p.reply(req, resp, r, func() {
+		if set.state == setTemporary {
+			p.dropSetLocked(set, "sec-agree violation")
+		}
+	})
+}
+
+// copyFor is the copy of req the P-CSCF hands on: with its source and
+// transport, and without a P-Asserted-Identity of the UE's own (RFC 3325
+// §5: only the P-CSCF asserts).
+func (p *pcscf) copyFor(in inbound, req *sip.Request) *sip.Request {
+	fwd := req.Clone()
+	fwd.SetSource(in.remote.String())
+	fwd.SetTransport(in.transport)
+	if !p.c.cfg.CKIKInChallenge {
+		removeHeader(fwd, "P-Asserted-Identity")
+	}
+	return fwd
+}
+
+// assertIdentity adds P-Asserted-Identity: the contact's default IMPU
+// (TS 24.229 §5.2.6.3.4).
+func assertIdentity(fwd *sip.Request, u *pcontact) {
+	if len(u.impus) > 0 {
+		fwd.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+u.impus[0]+">"))
+	}
+}
+
+// registerCopy is the REGISTER as the P-CSCF hands it to the S-CSCF
+// (TS 24.229 §5.2.2.1): its Path first (RFC 3327: the protected server
+// port over SAs, else the unprotected address), and integrity-protected
+// in Authorization, the UE's own value replaced.
+func (p *pcscf) registerCopy(rc regContext, ip string) *sip.Request {
+	c := p.c
+	fwd := p.copyFor(rc.in, rc.req)
+	port := c.unprot.addr.Port()
+	if rc.set != nil {
+		port = rc.set.server.PortS
+	}
+	path := "<sip:term@" + netip.AddrPortFrom(c.localFor(rc.in.remote.Addr()), port).String() + ";lr>"
+	theirs := headerValues(fwd, "Path")
+	removeHeader(fwd, "Path")
+	fwd.AppendHeader(sip.NewHeader("Path", path))
+	for _, v := range theirs {
+		fwd.AppendHeader(sip.NewHeader("Path", v))
+	}
+	if vals := headerValues(fwd, "Authorization"); len(vals) > 0 {
+		if a, err := digest.ParseAuthorization(vals[0]); err == nil {
+			removeHeader(fwd, "Authorization")
+			fwd.AppendHeader(sip.NewHeader("Authorization", a.String()+`, integrity-protected="`+ip+`"`))
+		} // else the S-CSCF answers 400
+	}
+	return fwd
+}
+
+// authUsername is the username of the REGISTER's Authorization, or "".
+func authUsername(req *sip.Request) string {
+	if vals := headerValues(req, "Authorization"); len(vals) > 0 {
+		if a, err := digest.ParseAuthorization(vals[0]); err == nil {
+			return a.Username
+		}
+	}
+	return ""
+}
+
+// relay hands a request to the S-CSCF and its answer back to the UE
+// (call it without the lock).
+func (p *pcscf) relay(req, fwd *sip.Request, r route, register bool) {
+	ans := p.scscf.request(fwd)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	twice := false
+	if register && ans.resp.StatusCode == sip.StatusUnauthorized {
+		p.c.stats.challenges.Add(1)
+		twice = p.c.cfg.Faults.take(&p.c.cfg.Faults.retransmitChallenge)
+	}
+	resp := ans.resp
+	p.reply(req, resp, r, func() {
+		if twice {
+			p.after(20*time.Millisecond, func() {
+				p.later(func() error { _ = p.c.send(r, resp); return nil })
+			})
+		}
+		p.thenLocked(ans)
+	})
+	p.unlockQuiet()
+}
+
+// thenLocked queues the S-CSCF's requests that follow its response.
+func (p *pcscf) thenLocked(ans mwAnswer) {
+	if ans.then != nil {
+		p.later(func() error { ans.then(); return nil })
+	}
+}
+
+// relayRegister hands a REGISTER to the S-CSCF and handles the answer as a
+// P-CSCF does (TS 24.229 §5.2.2): a 401 gets the temporary SA set and
+// Security-Server, a 200 promotes it or, for a de-registration, drops the
+// UE's sets after it left, a 403 drops the temporary set.
+func (p *pcscf) relayRegister(rc regContext) {
+	c := p.c
+	ans := p.scscf.request(rc.fwd)
+	resp := ans.resp
+	p.mu.Lock()
+	defer p.unlockQuiet()
+	if p.closed {
+		return
+	}
+	switch {
+	case resp.StatusCode == sip.StatusUnauthorized:
+		p.challengedLocked(rc, ans)
+	case resp.StatusCode >= 200 && resp.StatusCode < 300 && isDeregistration(rc.req):
+		p.deregisteredLocked(rc, ans)
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		u := p.contactOfLocked(rc)
+		if u == nil {
+			p.reply(rc.req, resp, rc.r, func() { p.thenLocked(ans) })
+			return
+		}
+		u.registered = true
+		u.impus = splitAssociated(headerValues(resp, "P-Associated-URI"))
+		u.ue = ueAddr(rc)
+		u.flow = rc.in.remote
+		u.expires = time.Now().Add(grantedOf(resp))
+		if rc.set != nil {
+			// The set is established as the 200 leaves over it; the old
+			// one stays until the new one carries traffic.
+			p.promoteLocked(u, rc.set)
+		}
+		if c.cfg.isAKA() {
+			resp.AppendHeader(sip.NewHeader("Supported", "sec-agree"))
+		}
+		p.reply(rc.req, resp, rc.r, func() { p.thenLocked(ans) })
+	case resp.StatusCode == sip.StatusForbidden:
+		u := p.contactOfLocked(rc)
+		p.reply(rc.req, resp, rc.r, func() {
+			if u != nil && p.ues[u.key] == u {
+				if u.next != nil {
+					p.dropSetLocked(u.next, "authentication failed")
+				}
+				p.forgetIfUnregisteredLocked(u)
+			}
+			p.thenLocked(ans)
+		})
+	default:
+		p.reply(rc.req, resp, rc.r, func() { p.thenLocked(ans) })
+	}
+}
+
+// contactOfLocked returns the contact record of a REGISTER: the one of the
+// set it came over, else the one of its Contact.
+func (p *pcscf) contactOfLocked(rc regContext) *pcontact {
+	if rc.set != nil && !rc.set.removed {
+		return rc.set.b
+	}
+	if ct := rc.req.Contact(); ct != nil && !ct.Address.Wildcard {
+		if u := p.ues[contactKey(ct.Address)]; u != nil {
+			return u
+		}
+		if !p.c.cfg.isAKA() {
+			u := &pcontact{key: contactKey(ct.Address), impi: identityOf(rc.req)}
+			p.ues[u.key] = u
+			return u
+		}
+	}
+	return nil
+}
+
+// identityOf is the private identity a REGISTER names: the Authorization
+// username, else the To URI.
+func identityOf(req *sip.Request) string {
+	if v := authUsername(req); v != "" {
+		return v
+	}
+	return canonURI(req.To().Address.String())
+}
+
+// ueAddr is where requests to the UE go: its IP and the Contact's port
+// (default 5060), port_us over SAs.
+func ueAddr(rc regContext) netip.AddrPort {
+	if rc.set != nil {
+		return netip.AddrPortFrom(rc.set.ue, rc.set.client.PortS)
+	}
+	port := uint16(5060)
+	if ct := rc.req.Contact(); ct != nil && ct.Address.Port > 0 && ct.Address.Port < 65536 {
+		port = uint16(ct.Address.Port)
+	}
+	return netip.AddrPortFrom(rc.in.remote.Addr(), port)
+}
+
+// grantedOf is the expiry a 200 to a REGISTER grants: its Contact's
+// expires, else Expires.
+func grantedOf(resp *sip.Response) time.Duration {
+	if ct := resp.Contact(); ct != nil {
+		if v, ok := ct.Params.Get("expires"); ok {
+			if n, ok := parseDeltaSeconds(v); ok {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	if h := resp.GetHeader("Expires"); h != nil {
+		if n, ok := parseDeltaSeconds(h.Value()); ok {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 0
+}
+
+// splitAssociated splits P-Associated-URI values into URIs.
+func splitAssociated(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			part = strings.TrimPrefix(part, "<")
+			if i := strings.IndexByte(part, '>'); i >= 0 {
+				part = part[:i]
+			}
+			if part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// challengedLocked handles a 401: with AKA it takes ck and ik out of it,
+// installs the temporary SA set before the 401 leaves, so that the UE's
+// first protected message can be handled (TS 33.203 §7.2), and adds
+// Security-Server. It releases the lock while the set is installed.
+func (p *pcscf) challengedLocked(rc regContext, ans mwAnswer) {
+	c := p.c
+	resp := ans.resp
+	www := headerValues(resp, "WWW-Authenticate")
+	var dc *digest.Challenge
+	if len(www) > 0 {
+		dc, _ = digest.ParseChallenge(www[0])
+	}
+	if dc == nil {
+		// Nothing to take ck and ik from: relay as it is.
+		c.stats.challenges.Add(1)
+		p.reply(rc.req, resp, rc.r, func() { p.thenLocked(ans) })
+		return
+	}
+	ck, errCK := hex.DecodeString(dc.CK)
+	ik, errIK := hex.DecodeString(dc.IK)
+	dc.CK, dc.IK = "", "" // the UE never sees them
+	value := dc.String()
+	if c.cfg.Faults.take(&c.cfg.Faults.malformedWWWAuth) {
+		value = malformedWWWAuth(c.cfg.Domain, dc.Nonce)
+	}
+	removeHeader(resp, "WWW-Authenticate")
+	resp.AppendHeader(sip.NewHeader("WWW-Authenticate", value))
+	if c.cfg.isAKA() {
+		if errCK != nil || errIK != nil || len(ck) != 16 || len(ik) != 16 {
+			c.log.Error("401 from the S-CSCF without ck and ik")
+			p.later(func() error { p.scscf.abandon(dc.Nonce); return nil })
+			p.reply(rc.req, newResponse(rc.req, sip.StatusInternalServerError, "Server Internal Error (no keys)"), rc.r, nil)
+			return
+		}
+		var keys [2][16]byte
+		copy(keys[0][:], ck)
+		copy(keys[1][:], ik)
+		set, err := p.newTemporarySet(rc, keys[0], keys[1], dc.Nonce)
+		if errors.Is(err, errSuperseded) {
+			// A newer challenge, a restart or the end of the contact came
+			// while the SAs were installed: this 401 would be useless.
+			c.log.Info("challenge superseded while its SA set was installed", "contact", rc.req.Contact().Address.String())
+			if !p.closed {
+				p.reply(rc.req, newResponse(rc.req, sip.StatusInternalServerError, "Server Internal Error (challenge superseded)"), rc.r, nil)
+			}
+			return
+		}
+		if err != nil {
+			c.log.Error("cannot set up the temporary SA set", "contact", rc.req.Contact().Address.String(), "err", err)
+			p.later(func() error { p.scscf.abandon(dc.Nonce); return nil }) // before the answer leaves
+			var out *sip.Response
+			if errors.Is(err, mt.ErrNoAcceptableMechanism) {
+				c.stats.secAgree.Add(1)
+				out = newResponse(rc.req, 494, "Security Agreement Required")
+				out.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(p.supportedMechanisms())))
+			} else {
+				out = newResponse(rc.req, sip.StatusInternalServerError, "Server Internal Error (IPsec)")
+			}
+			if u := p.ues[contactKey(rc.req.Contact().Address)]; u != nil {
+				p.forgetIfUnregisteredLocked(u)
+			}
+			p.reply(rc.req, out, rc.r, nil)
+			return
+		}
+		switch v, override := c.cfg.Faults.takeSecurityServer(); {
+		case override:
+			resp.AppendHeader(sip.NewHeader("Security-Server", v))
+		case c.cfg.Faults.take(&c.cfg.Faults.omitSecServer):
+		case c.cfg.Faults.take(&c.cfg.Faults.malformedSecServer):
+			resp.AppendHeader(sip.NewHeader("Security-Server", "ipsec-3gpp;alg=;spi-c=x;port-s=99999,,;"))
+		default:
+			resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(set.serverMechs)))
+		}
+		resp.AppendHeader(sip.NewHeader("Supported", "sec-agree"))
+	}
+	c.stats.challenges.Add(1)
+	twice := c.cfg.Faults.take(&c.cfg.Faults.retransmitChallenge)
+	r := rc.r
+	p.reply(rc.req, resp, r, func() {
+		if twice {
+			p.after(20*time.Millisecond, func() {
+				p.later(func() error { _ = c.send(r, resp); return nil })
+			})
+		}
+		p.thenLocked(ans)
+	})
+}
+
+// deregisteredLocked relays the 200 to a de-REGISTER and drops the SA
+// sets of the contacts it ended once it left.
+func (p *pcscf) deregisteredLocked(rc regContext, ans mwAnswer) {
+	var ended []*pcontact
+	if ct := rc.req.Contact(); ct != nil && ct.Address.Wildcard {
+		impi := identityOf(rc.req)
+		for _, u := range p.ues {
+			if strings.EqualFold(u.impi, impi) {
+				ended = append(ended, u)
+			}
+		}
+	} else if ct != nil {
+		if u := p.ues[contactKey(ct.Address)]; u != nil {
+			ended = append(ended, u)
+		}
+	}
+	if len(ended) == 0 && rc.set != nil && !rc.set.removed {
+		ended = append(ended, rc.set.b)
+	}
+	at := time.Now()
+	drop := func() {
+		for _, u := range ended {
+			p.endLocked(u, at, "de-registered")
+		}
+	}
+	r := rc.r
+	p.reply(rc.req, ans.resp, r, func() {
+		p.thenLocked(ans)
+		if len(ended) == 0 {
+			return
+		}
+		if tc := r.Conn; tc != nil {
+			// Over TCP the 200 is only safe once acknowledged: a
+			// retransmission after the SAs are gone would leave in clear
+			// text (Kamailio 5.6's de-registration bug). Wait for the ACK,
+			// bounded; without it, reset the connection while the SAs
+			// still protect the RST, then drop them.
+			dropLater := p.guarded(drop)
+			sent := make(chan struct{})
+			p.later(func() error { close(sent); return nil }) // queued after the 200
+			p.goLocked(func() {
+				<-sent
+				if !tc.Drained(time.Second) {
+					tc.Abort()
+				}
+				dropLater()
+			})
+			return
+		}
+		p.later(func() error {
+			p.mu.Lock()
+			if !p.closed {
+				drop()
+			}
+			return p.unlock()
+		})
+	})
+}
+
+// forgetLocked drops a contact and its SA sets.
+func (p *pcscf) forgetLocked(u *pcontact, why string) {
+	if p.ues[u.key] != u {
+		return
+	}
+	u.stopTimers()
+	for _, s := range []*secSet{u.next, u.cur, u.old} {
+		p.dropSetLocked(s, why)
+	}
+	delete(p.ues, u.key)
+}
+
+// forgetIfUnregisteredLocked forgets a contact that never registered.
+func (p *pcscf) forgetIfUnregisteredLocked(u *pcontact) {
+	if !u.registered {
+		p.forgetLocked(u, "contact never registered")
+	}
+}
+
+// regEnded implements pcscfPeer.
+func (p *pcscf) regEnded(contacts []sip.Uri, at time.Time) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	for _, ct := range contacts {
+		if u := p.ues[contactKey(ct)]; u != nil {
+			p.endLocked(u, at, "registration ended by the network")
+		}
+	}
+	return p.unlock()
+}
+
+// endLocked ends the registration of u as of at: its SA sets from before
+// then go, and so does u unless the UE has begun registering again since.
+func (p *pcscf) endLocked(u *pcontact, at time.Time, why string) {
+	if p.ues[u.key] != u {
+		return
+	}
+	for _, s := range []*secSet{u.next, u.cur, u.old} {
+		if s != nil && !s.created.After(at) {
+			p.dropSetLocked(s, why)
+		}
+	}
+	if u.cur == nil && u.next == nil && u.old == nil {
+		p.forgetLocked(u, why)
+	} else {
+		u.registered = u.cur != nil
+	}
+}
+
+// forward implements pcscfPeer: the S-CSCF's request goes to the UE over
+// its established SA set, from port_pc (UDP) or on a TCP connection
+// dialled from port_pc, with port_ps in the Via so that the UE answers
+// from port_uc to port_ps (TS 33.203 §7.1); without SAs from the
+// unprotected port. Behind an external P-CSCF, to the Route's first hop.
+func (p *pcscf) forward(req *sip.Request) (*sipnet.ClientTx, error) {
+	c := p.c
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	np, err := p.forwardRouteLocked(req)
+	p.unlockQuiet()
+	if err != nil {
+		return nil, err
+	}
+	r, err := p.forwardDial(np)
+	if err != nil {
+		return nil, err
+	}
+	req.PrependHeader(&sip.ViaHeader{
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: np.transport,
+		Host: np.via.Addr().String(), Port: int(np.via.Port()),
+		Params: branchParams(),
+	})
+	req.SetTransport(np.transport)
+	finalize(req)
+	r.Accept = p.acceptResponse
+	return c.tp.Start(c.ctx, req, r)
+}
+
+// forwardPath is how a request to the UE leaves, decided under the lock:
+// a ready route, or a TCP connection still to dial from the port_pc of
+// dial (forwardDial, without the lock).
+type forwardPath struct {
+	r         route
+	via       netip.AddrPort // the Via sent-by
+	transport string         // the Via transport
+	dial      *secSet
+}
+
+func (p *pcscf) forwardRouteLocked(req *sip.Request) (forwardPath, error) {
+	c := p.c
+	transport := uriTransport(req.Recipient)
+	var dst netip.AddrPort
+	switch {
+	case c.cfg.CKIKInChallenge:
+		// Behind an external P-CSCF: to the first hop of the Path the
+		// REGISTER carried (RFC 3327), which the S-CSCF put in Route.
+		hop, err := firstHop(headerValues(req, "Route"))
+		if err != nil {
+			return forwardPath{}, err
+		}
+		dst = hop
+	default:
+		u := p.ues[contactKey(req.Recipient)]
+		if c.cfg.isAKA() {
+			var set *secSet
+			if u != nil {
+				set = u.cur
+			}
+			if set == nil || set.removed {
+				who := req.Recipient.String()
+				if u != nil {
+					who = u.impi
+				}
+				return forwardPath{}, fmt.Errorf("no established SA set for %s", who)
+			}
+			np := forwardPath{via: netip.AddrPortFrom(set.local, set.server.PortS), transport: "UDP", r: set.toUE()}
+			if transport == "TCP" {
+				np.transport, np.r = "TCP", route{}
+				if set.tcpOut != nil {
+					np.r = tcpRoute(set.tcpOut)
+				} else {
+					np.dial = set
+				}
+			}
+			return np, nil
+		}
+		if u == nil || !u.registered {
+			return forwardPath{}, fmt.Errorf("no registration for %s", req.Recipient.String())
+		}
+		dst = u.ue
+	}
+	via := netip.AddrPortFrom(c.localFor(dst.Addr()), c.unprot.addr.Port())
+	if transport == "TCP" {
+		return forwardPath{}, fmt.Errorf("NOTIFY over TCP without SAs is not supported by the lab core")
+	}
+	return forwardPath{r: udpRoute(c.unprot, dst), via: via, transport: "UDP"}, nil
+}
+
+// forwardDial completes np: it dials the TCP connection from port_pc to
+// the UE's port_us (TS 33.203 §7.1) when np needs one, and keeps it with
+// the set. Call it without the lock.
+func (p *pcscf) forwardDial(np forwardPath) (route, error) {
+	set := np.dial
+	if set == nil {
+		return np.r, nil
+	}
+	tc, err := p.c.dialFrom(set.pc, set.local, netip.AddrPortFrom(set.ue, set.client.PortS))
+	if err != nil {
+		return route{}, err
+	}
+	p.mu.Lock()
+	removed := set.removed
+	if !removed && set.tcpOut == nil {
+		set.tcpOut = tc
+	}
+	p.unlockQuiet()
+	if removed {
+		tc.Abort()
+		return route{}, fmt.Errorf("SA set %d removed while its TCP connection was dialled", set.id)
+	}
+	return tcpRoute(tc), nil
 }
 
 // acceptResponse is the Accept of the P-CSCF's client transactions: a
 // response counts only when it arrived over an SA set (protectedResponse).
-func (c *Core) acceptResponse(in *sipnet.Inbound) bool {
-	if ep := c.endpointOf(in); ep != nil && c.protectedResponse(c.inbound(in, ep)) {
+func (p *pcscf) acceptResponse(in *sipnet.Inbound) bool {
+	c := p.c
+	if ep := c.endpointOf(in); ep != nil && p.protectedResponse(c.inbound(in, ep)) {
 		return true
 	}
 	c.stats.discarded.Add(1)
@@ -188,390 +868,35 @@ func (c *Core) acceptResponse(in *sipnet.Inbound) bool {
 // TS 33.203 §7.1 table row 1), or on port_pc from that set's port_us (the
 // TCP connection the P-CSCF opened, row 4). Without SAs (MD5, bare S-CSCF)
 // responses come to the unprotected port.
-func (c *Core) protectedResponse(in inbound) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (p *pcscf) protectedResponse(in inbound) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	switch in.ep.role {
 	case roleServer:
-		s := c.byFlow[in.remote]
+		s := p.byFlow[in.remote]
 		return s != nil && !s.removed
 	case roleClient:
 		s := in.ep.set
 		return s != nil && !s.removed && in.remote == netip.AddrPortFrom(s.ue, s.client.PortS)
 	}
-	return !c.cfg.isAKA() || c.cfg.CKIKInChallenge
+	return !p.c.cfg.isAKA() || p.c.cfg.CKIKInChallenge
 }
 
-// onProtectedRegister checks sec-agree on a REGISTER that arrived over set.
-func (c *Core) onProtectedRegister(in inbound, req *sip.Request, set *secSet, r route) {
-	verify, err := parseSecurityHeaders(req, "Security-Verify")
-	switch {
-	case err != nil:
-		c.secAgreeFail(req, r, set, sip.StatusBadRequest, "Malformed Security-Verify", err.Error())
-		return
-	case len(verify) == 0:
-		c.secAgreeFail(req, r, set, 494, "Security Agreement Required", "protected REGISTER without Security-Verify")
-		return
-	case !sameMechanisms(verify, set.serverMechs):
-		c.secAgreeFail(req, r, set, 494, "Security Agreement Required", "Security-Verify differs from the Security-Server sent")
-		return
+// resetLocked drops every contact and SA set; the SA sets are removed when
+// the lock is released (unlock reports the errors).
+func (p *pcscf) resetLocked(why string) {
+	for _, u := range p.ues {
+		u.stopTimers()
 	}
-	rc := regContext{in: in, req: req, set: set}
-	if set.state == setTemporary {
-		client, err := parseSecurityHeaders(req, "Security-Client")
-		switch {
-		case err != nil:
-			c.secAgreeFail(req, r, set, sip.StatusBadRequest, "Malformed Security-Client", err.Error())
-			return
-		case !sameMechanisms(client, set.clientMechs):
-			c.secAgreeFail(req, r, set, 494, "Security Agreement Required", "Security-Client differs from the one of the initial REGISTER")
-			return
-		}
-	} else if !isDeregistration(req) {
-		offer, bad := c.checkSecurityClient(req, set)
-		if bad != nil {
-			c.reply(req, bad, r, nil)
-			return
-		}
-		rc.offer = offer
+	ids := make([]uint64, 0, len(p.sets))
+	for id := range p.sets {
+		ids = append(ids, id)
 	}
-	c.finishRegister(rc, c.register(rc), r)
-}
-
-// secAgreeFail rejects a protected REGISTER for a sec-agree violation and
-// drops the temporary set it came over, if it did.
-func (c *Core) secAgreeFail(req *sip.Request, r route, set *secSet, code int, reason, detail string) {
-	c.stats.secAgree.Add(1)
-	c.log.Info("sec-agree violation", "call_id", req.CallID().Value(), "detail", detail)
-	resp := newResponse(req, code, reason)
-	resp.AppendHeader(sip.NewHeader("Warning", `399 `+hostOf(set.local)+` "`+detail+`"`))
-	if code == 494 {
-		resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(c.supportedMechanisms())))
+	slices.Sort(ids)
+	for _, id := range ids {
+		p.dropSetLocked(p.sets[id], why)
 	}
-	c.reply(req, resp, r, func() {
-		if set.state == setTemporary {
-			c.dropTemporaryLocked(set, "sec-agree violation")
-		}
-	})
-}
-
-// checkSecurityClient validates the Security-Client of a REGISTER that may
-// be challenged. cur is the established set the REGISTER came over, if any.
-// It returns the offered mechanisms, or the response to send instead.
-func (c *Core) checkSecurityClient(req *sip.Request, cur *secSet) ([]mt.Mechanism, *sip.Response) {
-	offer, err := parseSecurityHeaders(req, "Security-Client")
-	if err != nil {
-		c.stats.secAgree.Add(1)
-		resp := newResponse(req, sip.StatusBadRequest, "Malformed Security-Client")
-		resp.AppendHeader(sip.NewHeader("Warning", `399 imscore "`+sanitize(err.Error())+`"`))
-		return nil, resp
-	}
-	if len(offer) == 0 {
-		c.stats.secAgree.Add(1)
-		if !hasOptionTag(req, "sec-agree") {
-			resp := newResponse(req, sip.StatusExtensionRequired, "Extension Required")
-			resp.AppendHeader(sip.NewHeader("Require", "sec-agree"))
-			return nil, resp
-		}
-		resp := newResponse(req, 494, "Security Agreement Required")
-		resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(c.supportedMechanisms())))
-		return nil, resp
-	}
-	if _, _, err := c.serverMechanisms(offer); err != nil {
-		c.stats.secAgree.Add(1)
-		resp := newResponse(req, 494, "Security Agreement Required")
-		resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(c.supportedMechanisms())))
-		resp.AppendHeader(sip.NewHeader("Warning", `399 imscore "`+sanitize(err.Error())+`"`))
-		return nil, resp
-	}
-	p := ueParams(offer)
-	bad := func(detail string) ([]mt.Mechanism, *sip.Response) {
-		c.stats.secAgree.Add(1)
-		resp := newResponse(req, sip.StatusBadRequest, "Bad Security-Client")
-		resp.AppendHeader(sip.NewHeader("Warning", `399 imscore "`+detail+`"`))
-		return nil, resp
-	}
-	if p.PortC == 0 || p.PortS == 0 || p.SPIc == 0 || p.SPIs == 0 {
-		return bad("Security-Client lacks spi-c, spi-s, port-c or port-s")
-	}
-	if p.SPIc == p.SPIs || p.PortC == p.PortS {
-		return bad("Security-Client uses the same SPI or port for client and server")
-	}
-	if cur != nil {
-		switch {
-		case p.PortC == cur.client.PortC:
-			return bad("re-registration keeps port-c: TS 33.203 7.4 requires a new port_uc")
-		case p.PortS != cur.client.PortS:
-			return bad("re-registration changes port-s: TS 33.203 7.4 keeps port_us")
-		case p.SPIc == cur.client.SPIc || p.SPIs == cur.client.SPIs || p.SPIc == cur.client.SPIs || p.SPIs == cur.client.SPIc:
-			return bad("re-registration reuses an SPI of the current security association")
-		}
-	}
-	return offer, nil
-}
-
-// ueParams takes the UE's SPIs and ports from its first ipsec-3gpp entry
-// (every entry of one Security-Client carries the same ones).
-func ueParams(offer []mt.Mechanism) mt.Params {
-	for _, m := range offer {
-		if strings.EqualFold(m.Name, mt.MechanismIPsec3GPP) {
-			return m.Params()
-		}
-	}
-	return mt.Params{}
-}
-
-// supportedMechanisms is the P-CSCF's list for a 494: the configured
-// entries, or every supported pair, without SPIs and ports.
-func (c *Core) supportedMechanisms() []mt.Mechanism {
-	if len(c.cfg.Mechanisms) > 0 {
-		out := make([]mt.Mechanism, len(c.cfg.Mechanisms))
-		for i, m := range c.cfg.Mechanisms {
-			out[i] = mt.Mechanism{Name: mt.MechanismIPsec3GPP, Alg: m.Alg, EAlg: mt.NormEnc(m.EAlg), Prot: mt.ProtESP, Mode: ipsec.ModeTransport, Q: m.Q, HasQ: m.HasQ}
-		}
-		return out
-	}
-	var out []mt.Mechanism
-	for _, a := range supportedAuth {
-		for _, e := range supportedEnc {
-			out = append(out, mt.Mechanism{Name: mt.MechanismIPsec3GPP, Alg: a, EAlg: e, Prot: mt.ProtESP, Mode: ipsec.ModeTransport})
-		}
-	}
-	return out
-}
-
-// serverMechanisms builds the Security-Server list (without the P-CSCF's
-// SPIs and ports yet) and the index of the entry the UE will choose.
-func (c *Core) serverMechanisms(offer []mt.Mechanism) ([]mt.Mechanism, int, error) {
-	if len(c.cfg.Mechanisms) == 0 {
-		// Kamailio style: the first offered pair the core supports, alone.
-		for _, m := range offer {
-			if acceptable(m) && mt.Supported(m.Alg, m.EAlg) {
-				return []mt.Mechanism{{Name: mt.MechanismIPsec3GPP, Alg: mt.NormAuth(m.Alg), EAlg: mt.NormEnc(m.EAlg), Prot: mt.ProtESP, Mode: ipsec.ModeTransport}}, 0, nil
-			}
-		}
-		return nil, 0, fmt.Errorf("none of the offered ipsec-3gpp alg/ealg pairs (transport mode, esp) is supported: %w", mt.ErrNoAcceptableMechanism)
-	}
-	list := c.supportedMechanisms()
-	chosen, err := mt.Choose(offer, list)
-	if err != nil {
-		return nil, 0, err
-	}
-	for i, m := range list {
-		if strings.EqualFold(string(m.Alg), string(chosen.Alg)) && strings.EqualFold(string(m.EAlg), string(mt.NormEnc(chosen.EAlg))) {
-			return list, i, nil
-		}
-	}
-	return nil, 0, fmt.Errorf("mt.Choose returned alg %q ealg %q, which the P-CSCF did not list: %w", chosen.Alg, chosen.EAlg, mt.ErrNoAcceptableMechanism)
-}
-
-// acceptable reports whether an offered entry is an ipsec-3gpp ESP
-// transport-mode mechanism (other modes are not negotiated).
-func acceptable(m mt.Mechanism) bool {
-	return strings.EqualFold(m.Name, mt.MechanismIPsec3GPP) &&
-		(m.Prot == "" || strings.EqualFold(m.Prot, mt.ProtESP)) &&
-		(m.Mode == "" || strings.EqualFold(string(m.Mode), string(ipsec.ModeTransport)))
-}
-
-// newTemporarySetLocked plans and installs the P-CSCF's mirror SA set for a
-// challenge before the 401 leaves, so that the UE's first protected message
-// can be handled (TS 33.203 §7.2), and returns the Security-Server entries.
-func (c *Core) newTemporarySetLocked(rc regContext, b *binding, ch *challenge) (*secSet, error) {
-	list, idx, err := c.serverMechanisms(rc.offer)
-	if err != nil {
-		return nil, err
-	}
-	client := ueParams(rc.offer)
-	ueIP := rc.in.remote.Addr()
-	// A new challenge replaces the previous temporary set: the UE builds
-	// SAs only from the 401 it answers.
-	if b.next != nil {
-		c.dropSetLocked(b.next, "replaced by a new challenge")
-	}
-	if old := c.byFlow[netip.AddrPortFrom(ueIP, client.PortC)]; old != nil {
-		c.dropSetLocked(old, "its port_uc is reused by a new Security-Client")
-	}
-	var avoid uint16
-	if b.cur != nil {
-		avoid = b.cur.server.PortC
-	}
-	pc, err := c.openClientPort(avoid)
-	if err != nil {
-		return nil, fmt.Errorf("port_pc: %w", err)
-	}
-	spiPC, spiPS, err := c.allocSPIsLocked(client)
-	if err != nil {
-		c.closeEndpoint(pc)
-		return nil, err
-	}
-	server := mt.Params{SPIc: spiPC, SPIs: spiPS, PortC: pc.addr.Port(), PortS: c.server.addr.Port()}
-	for i := range list {
-		list[i].SPIc, list[i].SPIs, list[i].PortC, list[i].PortS = server.SPIc, server.SPIs, server.PortC, server.PortS
-		list[i].Text = ""
-	}
-	local := c.localFor(ueIP)
-	sa, err := mt.PlanPCSCF(mt.Endpoints{UE: ueIP, PCSCF: local}, client, server, list[idx], ch.vec.CK, ch.vec.IK, 0)
-	if err != nil {
-		c.closeEndpoint(pc)
-		return nil, fmt.Errorf("plan SA set: %w", err)
-	}
-	ictx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	err = c.cfg.IPsec.Install(ictx, sa)
-	cancel()
-	if err != nil {
-		c.closeEndpoint(pc)
-		return nil, fmt.Errorf("install SA set with %s: %w", c.cfg.IPsec.Name(), err)
-	}
-	c.stats.setsInstalled.Add(1)
-	s := &secSet{
-		id: sa.ID, state: setTemporary, b: b,
-		ue: ueIP, local: local, transport: rc.in.transport,
-		mech: list[idx], client: client, server: server,
-		clientMechs: rc.offer, serverMechs: list,
-		sa: sa, pc: pc,
-	}
-	pc.set = s
-	c.sets[s.id] = s
-	c.byFlow[s.flow()] = s
-	b.next = s
-	ch.set = s
-	c.log.Info("temporary SA set installed", "set", s.id, "impi", b.sub.IMPI, "alg", s.mech.Alg, "ealg", s.mech.EAlg,
-		"spi_uc", client.SPIc, "spi_us", client.SPIs, "spi_pc", server.SPIc, "spi_ps", server.SPIs,
-		"port_uc", client.PortC, "port_us", client.PortS, "port_pc", server.PortC, "port_ps", server.PortS)
-	return s, nil
-}
-
-// openClientPort binds a new port_pc, different from avoid (the current
-// set's) as TS 33.203 §7.4 requires, and from port_ps.
-func (c *Core) openClientPort(avoid uint16) (*endpoint, error) {
-	var held []*endpoint
-	defer func() {
-		for _, ep := range held {
-			c.closeEndpoint(ep)
-		}
-	}()
-	for range 8 {
-		ep, err := c.bindEndpoint(0, roleClient)
-		if err != nil {
-			return nil, err
-		}
-		if p := ep.addr.Port(); p != avoid && p != c.server.addr.Port() {
-			return ep, nil
-		}
-		held = append(held, ep) // keep it bound so the next try gets another port
-	}
-	return nil, errors.New("no free port different from the current port_pc")
-}
-
-// allocSPIsLocked picks spi_pc and spi_ps: random, above the reserved
-// 1..255 (RFC 4303 §2.1), distinct from each other, from the UE's and from
-// every SPI of the live sets.
-func (c *Core) allocSPIsLocked(ue mt.Params) (uint32, uint32, error) {
-	used := map[uint32]bool{ue.SPIc: true, ue.SPIs: true}
-	for _, s := range c.sets {
-		for _, v := range []uint32{s.client.SPIc, s.client.SPIs, s.server.SPIc, s.server.SPIs} {
-			used[v] = true
-		}
-	}
-	var out [2]uint32
-	for i := range out {
-		for tries := 0; ; tries++ {
-			if tries == 100 {
-				return 0, 0, errors.New("SPI allocation: no free SPI after 100 tries")
-			}
-			var b [4]byte
-			if _, err := rand.Read(b[:]); err != nil {
-				return 0, 0, fmt.Errorf("SPI allocation: %w", err)
-			}
-			v := binary.BigEndian.Uint32(b[:])
-			if v < 256 || used[v] {
-				continue
-			}
-			used[v] = true
-			out[i] = v
-			break
-		}
-	}
-	return out[0], out[1], nil
-}
-
-// promoteLocked makes the temporary set that carried a successful
-// authentication the established one; the previous established set becomes
-// old until the new one carries traffic (TS 33.203 §7.4).
-func (c *Core) promoteLocked(b *binding, s *secSet) {
-	if s == nil || s.state != setTemporary {
-		return
-	}
-	if b.old != nil {
-		c.dropSetLocked(b.old, "superseded twice")
-	}
-	if prev := b.cur; prev != nil {
-		prev.state = setOld
-		b.old = prev
-		if prev.timer != nil {
-			prev.timer.Stop()
-		}
-		if d := time.Until(prev.expires); d > 0 {
-			prev.timer = c.after(d, func() { c.dropSetLocked(prev, "old SA set lifetime ended") })
-		} else {
-			c.dropSetLocked(prev, "old SA set lifetime ended")
-		}
-	}
-	s.state = setEstablished
-	b.cur, b.next = s, nil
-	s.expires = b.expires.Add(mt.ExpiresMargin)
-	c.log.Info("SA set established", "set", s.id, "impi", b.sub.IMPI)
-}
-
-// dropTemporaryLocked removes a temporary set after a failed or abandoned
-// authentication; the established set, if any, stays in use.
-func (c *Core) dropTemporaryLocked(s *secSet, why string) {
-	if s.state != setTemporary {
-		return
-	}
-	c.dropSetLocked(s, why)
-}
-
-// dropSetLocked removes one SA set: its SAs, its port_pc and its TCP
-// connections.
-func (c *Core) dropSetLocked(s *secSet, why string) error {
-	if s == nil || s.removed {
-		return nil
-	}
-	s.removed = true
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	delete(c.sets, s.id)
-	if c.byFlow[s.flow()] == s {
-		delete(c.byFlow, s.flow())
-	}
-	if b := s.b; b != nil {
-		switch s {
-		case b.cur:
-			b.cur = nil
-		case b.next:
-			b.next = nil
-		case b.old:
-			b.old = nil
-		}
-		if b.chal != nil && b.chal.set == s {
-			b.chal.set = nil
-		}
-	}
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := c.cfg.IPsec.Remove(rctx, s.sa)
-	cancel()
-	c.stats.setsRemoved.Add(1)
-	c.closeEndpoint(s.pc)
-	ps, flow := c.server.addr.Port(), s.flow()
-	c.tp.CloseConns(func(tc *sipnet.Conn) bool { return tc.Local().Port() == ps && tc.Remote() == flow })
-	c.log.Info("SA set removed", "set", s.id, "state", s.state.String(), "reason", why)
-	if err != nil {
-		err = fmt.Errorf("imscore: remove SA set %d: %w", s.id, err)
-		c.log.Warn("SA set removal failed", "set", s.id, "err", err)
-	}
-	return err
+	clear(p.ues)
 }
 
 // responseRoute says where the response to req goes. TCP: on the
@@ -579,7 +904,8 @@ func (c *Core) dropSetLocked(s *secSet, why string) error {
 // port_us (TS 33.203 §7.1). Unprotected UDP: RFC 3261 §18.2.2 with RFC 3581
 // — to the source address, at the source port when Via has rport, else at
 // the Via sent-by port.
-func (c *Core) responseRoute(in inbound, req *sip.Request, set *secSet) route {
+func (p *pcscf) responseRoute(in inbound, req *sip.Request, set *secSet) route {
+	c := p.c
 	if in.conn != nil {
 		return tcpRoute(in.conn)
 	}
@@ -601,148 +927,35 @@ func (c *Core) responseRoute(in inbound, req *sip.Request, set *secSet) route {
 	return udpRoute(in.ep, netip.AddrPortFrom(in.remote.Addr(), port))
 }
 
-// reply sends the final response to req along r, stores it in the server
-// transaction for retransmissions, and then runs after (under c.mu). It
-// honours Faults.DelayResponses. c.mu must be held.
-func (c *Core) reply(req *sip.Request, resp *sip.Response, r route, after func()) {
+// reply queues the final response to req along r (sent, and stored in the
+// server transaction for retransmissions, once the lock is released), and
+// then runs after (under the lock; the I/O after queues goes out after the
+// response). It honours Faults.DelayResponses. The lock must be held.
+func (p *pcscf) reply(req *sip.Request, resp *sip.Response, r route, after func()) {
 	finalize(resp)
-	if d := c.cfg.Faults.responseDelay(); d > 0 {
-		c.after(d, func() {
-			c.respond(req, resp, r)
+	if d := p.c.cfg.Faults.responseDelay(); d > 0 {
+		p.after(d, func() {
+			p.respond(req, resp, r)
 			if after != nil {
 				after()
 			}
 		})
 		return
 	}
-	c.respond(req, resp, r)
+	p.respond(req, resp, r)
 	if after != nil {
 		after()
 	}
 }
 
-// respond sends the final response to req and keeps it in req's server
-// transaction for retransmissions.
-func (c *Core) respond(req *sip.Request, resp *sip.Response, r route) {
-	if err := c.tp.Respond(req, resp, r); err != nil {
-		c.log.Warn("send failed", "route", r.String(), "err", err)
-	}
-}
-
-// ---- helpers -----------------------------------------------------------
-
-// newResponse builds a response per RFC 3261 §8.2.6 (sipgo adds the To tag
-// and the RFC 3581 received/rport).
-func newResponse(req *sip.Request, code int, reason string) *sip.Response {
-	return sip.NewResponseFromRequest(req, code, reason, nil)
-}
-
-// parseSecurityHeaders parses every header named name (RFC 3329 allows
-// several, each a comma list).
-func parseSecurityHeaders(msg sip.Message, name string) ([]mt.Mechanism, error) {
-	vals := headerValues(msg, name)
-	if len(vals) == 0 {
-		return nil, nil
-	}
-	ms, err := mt.ParseSecurity(vals...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return ms, nil
-}
-
-// headerValues returns the values of every header named name (any case).
-func headerValues(msg sip.Message, names ...string) []string {
-	var out []string
-	for _, n := range names {
-		for _, h := range msg.GetHeaders(n) {
-			out = append(out, h.Value())
+// respond queues the final response to req, kept in req's server
+// transaction for retransmissions. The lock must be held.
+func (p *pcscf) respond(req *sip.Request, resp *sip.Response, r route) {
+	c := p.c
+	p.later(func() error {
+		if err := c.tp.Respond(req, resp, r); err != nil {
+			c.log.Warn("send failed", "route", r.String(), "err", err)
 		}
-	}
-	return out
-}
-
-// hasOptionTag reports whether tag is in Supported, Require or Proxy-Require.
-func hasOptionTag(msg sip.Message, tag string) bool {
-	for _, v := range headerValues(msg, "Supported", "k", "Require", "Proxy-Require") {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), tag) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func formatSecurity(ms []mt.Mechanism) string { return mt.FormatSecurity(ms) }
-
-// sameMechanisms compares two Security-* lists mechanism by mechanism,
-// parameter by parameter (mt.Mechanism.Equal), so that spacing and
-// parameter order do not matter.
-func sameMechanisms(a, b []mt.Mechanism) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// sanitize makes text safe inside a quoted Warning text.
-func sanitize(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '"' || r == '\\' || r < 0x20 {
-			return '\''
-		}
-		return r
-	}, s)
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
-}
-
-// isDeregistration reports whether a REGISTER removes its binding(s):
-// Expires: 0, or every Contact with expires=0.
-func isDeregistration(req *sip.Request) bool {
-	exp, ok := requestedExpires(req)
-	return ok && exp == 0
-}
-
-// requestedExpires is the expiry the REGISTER asks for: the Contact's
-// expires parameter, else the Expires header (RFC 3261 §10.2.1.1).
-func requestedExpires(req *sip.Request) (int64, bool) {
-	if ct := req.Contact(); ct != nil {
-		if v, ok := ct.Params.Get("expires"); ok {
-			if n, ok := parseDeltaSeconds(v); ok {
-				return n, true
-			}
-		}
-	}
-	if h := req.GetHeader("Expires"); h != nil {
-		if n, ok := parseDeltaSeconds(h.Value()); ok {
-			return n, true
-		}
-	}
-	return 0, false
-}
-
-// maxDeltaSeconds caps delta-seconds values (RFC 3261 §25.1 allows any
-// size; 2^32−1 keeps the arithmetic in time.Duration safe).
-const maxDeltaSeconds = 1<<32 - 1
-
-// parseDeltaSeconds parses a delta-seconds value, capped at maxDeltaSeconds.
-func parseDeltaSeconds(s string) (int64, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" || strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n > maxDeltaSeconds {
-		return maxDeltaSeconds, true // all digits: only too large
-	}
-	return int64(n), true
+		return nil
+	})
 }

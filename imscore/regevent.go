@@ -15,10 +15,14 @@ import (
 
 // The reg event package (RFC 3680, TS 24.229 §5.4.2.1): the S-CSCF accepts
 // a UE's SUBSCRIBE to its own registration state and NOTIFYs full
-// application/reginfo+xml documents on every change. NOTIFYs travel the
-// protected path: from port_pc of the UE's established SA set to its
-// port_us (UDP), or on a TCP connection dialled from port_pc; their Via
-// names port_ps, where a UDP response from the UE's port_uc arrives.
+// application/reginfo+xml documents on every change. NOTIFYs go to the UE
+// through the P-CSCF, the Path hop (pcscfPeer.forward), which sends them
+// over the protected path: from port_pc of the UE's established SA set to
+// its port_us (UDP), or on a TCP connection dialled from port_pc; their
+// Via names port_ps, where a UDP response from the UE's port_uc arrives.
+// The P-CSCF learns from its own view of the reg event (regEnded) which
+// registrations the network ended, as a P-CSCF subscribed to the reg event
+// does (TS 24.229 §5.2.3).
 //
 // Decisions:
 //   - A UE may subscribe only to an IMPU of its own implicit set (403
@@ -39,13 +43,14 @@ const defaultSubscribeExpiry = 3761 // RFC 3680 §6.5 default
 type subscription struct {
 	key      string // Call-ID + local tag
 	impi     string
+	impus    []string // the subscriber's implicit set, as the registration gave it
 	aor      string
 	callID   string
 	localTag string
 	local    sip.Uri         // the subscribed AOR: the NOTIFY's From
 	remote   *sip.FromHeader // the subscriber: the NOTIFY's To
 	target   sip.Uri         // the SUBSCRIBE's Contact
-	b        *binding        // whose SAs carry the NOTIFYs
+	b        *binding        // the subscriber's own contact: its SAs (at the P-CSCF) carry the NOTIFYs
 	cseq     uint32
 	version  uint32
 	expires  time.Time
@@ -55,12 +60,7 @@ type subscription struct {
 
 // transport is the one the subscriber's Contact asks for: TCP with
 // transport=tcp, else UDP (RFC 3263 §4.1 for an IP address without NAPTR).
-func (s *subscription) transport() string {
-	if t, ok := s.target.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
-		return "TCP"
-	}
-	return "UDP"
-}
+func (s *subscription) transport() string { return uriTransport(s.target) }
 
 func (s *subscription) stop() {
 	s.ended = true
@@ -85,101 +85,102 @@ func terminatedContacts(bs []*binding, event string) []contactChange {
 	return out
 }
 
-// onSubscribe handles a reg-event SUBSCRIBE from the UE of binding b.
-func (c *Core) onSubscribe(in inbound, req *sip.Request, b *binding, set *secSet, r route) {
+// onSubscribeLocked handles a reg-event SUBSCRIBE from a registered UE.
+func (s *scscf) onSubscribeLocked(req *sip.Request) *sip.Response {
+	c := s.c
+	if c.cfg.CKIKInChallenge && s.assertedLocked(req) == nil {
+		return newResponse(req, sip.StatusForbidden, "Forbidden (not registered)")
+	}
 	if ev := eventPackage(req); ev != "reg" {
 		resp := newResponse(req, 489, "Bad Event")
 		resp.AppendHeader(sip.NewHeader("Allow-Events", "reg"))
-		c.reply(req, resp, r, nil)
-		return
+		return resp
 	}
-	if b.state != stateRegistered || (set != nil && set.state == setTemporary) {
-		c.reply(req, newResponse(req, sip.StatusForbidden, "Forbidden (not registered)"), r, nil)
-		return
+	b := s.assertedLocked(req)
+	if b == nil {
+		return newResponse(req, sip.StatusForbidden, "Forbidden (not registered)")
 	}
 	aor := req.Recipient.String()
 	if !b.sub.hasIMPU(aor) {
 		aor = req.To().Address.String()
 		if !b.sub.hasIMPU(aor) {
-			c.reply(req, newResponse(req, sip.StatusForbidden, "Forbidden (not your registration)"), r, nil)
-			return
+			return newResponse(req, sip.StatusForbidden, "Forbidden (not your registration)")
 		}
 	}
 	exp := int64(defaultSubscribeExpiry)
 	if h := req.GetHeader("Expires"); h != nil {
 		n, ok := parseDeltaSeconds(h.Value())
 		if !ok {
-			c.reply(req, newResponse(req, sip.StatusBadRequest, "Bad Expires"), r, nil)
-			return
+			return newResponse(req, sip.StatusBadRequest, "Bad Expires")
 		}
 		exp = n
 	}
 	granted := min(time.Duration(exp)*time.Second, c.cfg.MaxExpires)
 
-	var s *subscription
+	var x *subscription
 	if tag, ok := req.To().Params.Get("tag"); ok {
-		s = c.subs[req.CallID().Value()+"\x00"+tag]
-		if s == nil || s.ended {
-			c.reply(req, newResponse(req, sip.StatusCallTransactionDoesNotExists, "Subscription Does Not Exist"), r, nil)
-			return
+		x = s.subs[req.CallID().Value()+"\x00"+tag]
+		if x == nil || x.ended {
+			return newResponse(req, sip.StatusCallTransactionDoesNotExists, "Subscription Does Not Exist")
 		}
 	} else {
-		s = &subscription{
+		x = &subscription{
 			impi:     b.sub.IMPI,
+			impus:    b.sub.IMPUs,
 			aor:      aor,
 			callID:   req.CallID().Value(),
 			localTag: randToken(8),
 			local:    *req.To().Address.Clone(),
 			remote:   cloneFrom(req.From()),
 		}
-		s.key = s.callID + "\x00" + s.localTag
-		c.subs[s.key] = s
+		x.key = x.callID + "\x00" + x.localTag
+		s.subs[x.key] = x
 	}
 	if ct := req.Contact(); ct != nil {
-		s.target = *ct.Address.Clone()
-	} else if s.target.Host == "" {
-		s.target = *req.From().Address.Clone()
+		x.target = *ct.Address.Clone()
+	} else if x.target.Host == "" {
+		x.target = *req.From().Address.Clone()
 	}
-	s.b = b
-	s.expires = time.Now().Add(granted)
-	if s.timer != nil {
-		s.timer.Stop()
+	x.b = b
+	x.expires = time.Now().Add(granted)
+	if x.timer != nil {
+		x.timer.Stop()
 	}
 	if granted > 0 {
-		s.timer = c.after(granted, func() {
-			c.sendNotifyLocked(s, nil, "terminated;reason=timeout")
-			c.removeSubscriptionLocked(s)
+		x.timer = s.after(granted, func() {
+			s.sendNotifyLocked(x, nil, "terminated;reason=timeout")
+			s.removeSubscriptionLocked(x)
 		})
 	}
 	c.stats.subscribes.Add(1)
-	c.log.Info("reg-event subscription", "impi", s.impi, "aor", s.aor, "expires", granted)
+	c.log.Info("reg-event subscription", "impi", x.impi, "aor", x.aor, "expires", granted)
 
 	resp := newResponse(req, sip.StatusOK, "OK")
 	if to := resp.To(); to != nil {
 		to.Params.Remove("tag")
-		to.Params.Add("tag", s.localTag)
+		to.Params.Add("tag", x.localTag)
 	}
 	resp.AppendHeader(sip.NewHeader("Expires", strconv.FormatInt(int64(granted/time.Second), 10)))
-	resp.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(b, in.transport)})
-	c.reply(req, resp, r, func() {
-		if granted == 0 {
-			c.sendNotifyLocked(s, nil, "terminated;reason=timeout")
-			c.removeSubscriptionLocked(s)
-			return
-		}
-		c.sendNotifyLocked(s, nil, "")
-	})
+	resp.AppendHeader(&sip.ContactHeader{Address: s.notifierURI(b, strings.ToUpper(req.Transport()))})
+	if granted == 0 {
+		s.sendNotifyLocked(x, nil, "terminated;reason=timeout")
+		s.removeSubscriptionLocked(x)
+	} else {
+		s.sendNotifyLocked(x, nil, "")
+	}
+	return resp
 }
 
-// notifierURI is the Contact of the reg-event dialog: the P-CSCF's
-// protected server port, so that in-dialog requests come back protected.
-func (c *Core) notifierURI(b *binding, transport string) sip.Uri {
-	port := c.unprot.addr.Port()
-	if c.server != nil {
-		port = c.server.addr.Port()
+// notifierURI is the Contact of the reg-event dialog: the P-CSCF's address
+// in the binding's Path (its protected server port), so that in-dialog
+// requests come back protected; behind an external P-CSCF the core's own
+// address.
+func (s *scscf) notifierURI(b *binding, transport string) sip.Uri {
+	hop, err := firstHop(b.path)
+	if s.c.cfg.CKIKInChallenge || err != nil {
+		hop = netip.AddrPortFrom(s.c.localFor(b.ue.Addr()), s.c.unprot.addr.Port())
 	}
-	local := c.localFor(b.ue.Addr())
-	u := sip.Uri{Scheme: "sip", User: "scscf", Host: local.String(), Port: int(port), UriParams: sip.NewParams()}
+	u := sip.Uri{Scheme: "sip", User: "scscf", Host: hop.Addr().String(), Port: int(hop.Port()), UriParams: sip.NewParams()}
 	if transport == "TCP" {
 		u.UriParams.Add("transport", "tcp")
 	}
@@ -195,164 +196,148 @@ func eventPackage(req *sip.Request) string {
 	return strings.ToLower(strings.TrimSpace(pkg))
 }
 
-func (c *Core) removeSubscriptionLocked(s *subscription) {
-	s.stop()
-	if c.subs[s.key] == s {
-		delete(c.subs, s.key)
+func (s *scscf) removeSubscriptionLocked(x *subscription) {
+	x.stop()
+	if s.subs[x.key] == x {
+		delete(s.subs, x.key)
 	}
 }
 
-// endSubscriptionsOfLocked ends, without NOTIFY, the subscriptions carried
-// by binding b.
-func (c *Core) endSubscriptionsOfLocked(b *binding) {
-	for _, s := range c.subs {
-		if s.b == b {
-			c.removeSubscriptionLocked(s)
+// endSubscriptionsOfLocked ends, without NOTIFY, the subscriptions of
+// binding b.
+func (s *scscf) endSubscriptionsOfLocked(b *binding) {
+	for _, x := range s.subs {
+		if x.b == b {
+			s.removeSubscriptionLocked(x)
 		}
 	}
 }
 
 // notifyChangeLocked sends a full-state NOTIFY to every subscription to
 // impi's registration state.
-func (c *Core) notifyChangeLocked(impi string, extra []contactChange) []<-chan error {
+func (s *scscf) notifyChangeLocked(impi string, extra []contactChange) []<-chan error {
 	var waits []<-chan error
-	for _, s := range c.sortedSubsLocked(impi) {
-		waits = append(waits, c.sendNotifyLocked(s, extra, ""))
+	for _, x := range s.sortedSubsLocked(impi) {
+		waits = append(waits, s.sendNotifyLocked(x, extra, ""))
 	}
 	return waits
 }
 
-func (c *Core) sortedSubsLocked(impi string) []*subscription {
+func (s *scscf) sortedSubsLocked(impi string) []*subscription {
 	var out []*subscription
-	for _, s := range c.subs {
-		if !s.ended && strings.EqualFold(s.impi, impi) {
-			out = append(out, s)
+	for _, x := range s.subs {
+		if !x.ended && strings.EqualFold(x.impi, impi) {
+			out = append(out, x)
 		}
 	}
 	slices.SortFunc(out, func(a, b *subscription) int { return strings.Compare(a.key, b.key) })
 	return out
 }
 
-// sendNotifyLocked builds a NOTIFY for s, sends it once now and leaves the
-// rest of the client transaction to a goroutine. subState overrides
-// "active;expires=N". The channel yields the transaction's outcome.
-func (c *Core) sendNotifyLocked(s *subscription, extra []contactChange, subState string) <-chan error {
+// sendNotifyLocked builds a NOTIFY for x under the S-CSCF's lock and
+// queues its hand-over to the P-CSCF (pcscfPeer.forward), which sends it
+// once the lock is released (or, during a request, after the response);
+// a goroutine Close waits for runs the rest of the transaction. subState
+// overrides "active;expires=N". The channel yields the transaction's
+// outcome.
+func (s *scscf) sendNotifyLocked(x *subscription, extra []contactChange, subState string) <-chan error {
+	c := s.c
 	done := make(chan error, 1)
-	r, via, err := c.notifyRouteLocked(s)
-	if err != nil {
-		c.stats.notifyFailures.Add(1)
-		c.log.Info("cannot send NOTIFY", "impi", s.impi, "err", err)
-		done <- err
+	if s.closed {
+		done <- ErrClosed
 		return done
 	}
-	s.cseq++
-	body := c.reginfoLocked(s, extra)
+	x.cseq++
+	body := s.reginfoLocked(x, extra)
 	if subState == "" {
-		left := max(int64(time.Until(s.expires)/time.Second), 0)
+		left := max(int64(time.Until(x.expires)/time.Second), 0)
 		subState = "active;expires=" + strconv.FormatInt(left, 10)
 	}
-	req := sip.NewRequest(sip.NOTIFY, *s.target.Clone())
-	req.AppendHeader(&sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transportOf(r),
-		Host: via.Addr().String(), Port: int(via.Port()),
-		Params: branchParams(),
-	})
+	transport := x.transport()
+	// The P-CSCF adds the Via (its own transaction stands for both hops of
+	// the in-process wire).
+	req := sip.NewRequest(sip.NOTIFY, *x.target.Clone())
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
-	from := &sip.FromHeader{Address: *s.local.Clone(), Params: sip.NewParams()}
-	from.Params.Add("tag", s.localTag)
+	from := &sip.FromHeader{Address: *x.local.Clone(), Params: sip.NewParams()}
+	from.Params.Add("tag", x.localTag)
 	req.AppendHeader(from)
-	to := &sip.ToHeader{DisplayName: s.remote.DisplayName, Address: *s.remote.Address.Clone(), Params: s.remote.Params.Clone()}
+	to := &sip.ToHeader{DisplayName: x.remote.DisplayName, Address: *x.remote.Address.Clone(), Params: x.remote.Params.Clone()}
 	req.AppendHeader(to)
-	cid := sip.CallIDHeader(s.callID)
+	cid := sip.CallIDHeader(x.callID)
 	req.AppendHeader(&cid)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.NOTIFY})
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: x.cseq, MethodName: sip.NOTIFY})
 	if c.cfg.CKIKInChallenge {
-		for _, p := range s.b.path {
+		for _, p := range x.b.path {
 			req.AppendHeader(sip.NewHeader("Route", p))
 		}
 	}
-	req.AppendHeader(&sip.ContactHeader{Address: c.notifierURI(s.b, transportOf(r))})
+	req.AppendHeader(&sip.ContactHeader{Address: s.notifierURI(x.b, transport)})
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
 	ct := sip.ContentTypeHeader(reginfo.ContentType)
 	req.AppendHeader(&ct)
 	req.SetBody(body)
-	req.SetTransport(transportOf(r))
-	finalize(req)
+	req.SetTransport(transport)
 
-	r.Accept = c.acceptResponse
-	tx, err := c.tp.Start(c.ctx, req, r)
-	if err != nil {
-		done <- err
-		return done
-	}
-	c.stats.notifies.Add(1)
-	c.notifyWG.Add(1)
-	go func() {
-		defer c.notifyWG.Done()
-		var resp *sip.Response
-		in, err := tx.Wait(c.ctx)
-		if err == nil {
-			resp = in.Msg.(*sip.Response)
+	epoch := s.epoch
+	s.later(func() error {
+		// Counted in notifyWG under the lock while open, so that Close
+		// waits for it; a NOTIFY of a closed or restarted S-CSCF never
+		// leaves (nor does one whose then the P-CSCF dropped with its
+		// response: nothing waits for it).
+		s.mu.Lock()
+		if s.closed || s.epoch != epoch {
+			s.mu.Unlock()
+			done <- ErrClosed
+			return nil
 		}
-		if err == nil && resp.StatusCode >= 300 {
-			err = fmt.Errorf("NOTIFY answered %d %s", resp.StatusCode, resp.Reason)
-			if resp.StatusCode == sip.StatusCallTransactionDoesNotExists || resp.StatusCode == sip.StatusForbidden {
-				c.mu.Lock()
-				c.removeSubscriptionLocked(s)
-				c.mu.Unlock()
-			}
-		}
+		c.notifyWG.Add(1)
+		s.mu.Unlock()
+		// Counted before it leaves: whoever receives it sees it counted.
+		c.stats.notifies.Add(1)
+		tx, err := s.pcscf.forward(req)
 		if err != nil {
+			c.stats.notifies.Add(^uint64(0))
 			c.stats.notifyFailures.Add(1)
-			c.log.Info("NOTIFY failed", "impi", s.impi, "err", err)
+			c.log.Info("cannot send NOTIFY", "impi", x.impi, "err", err)
+			c.notifyWG.Done()
+			done <- err
+			return nil
 		}
-		done <- err
-	}()
+		go func() {
+			defer c.notifyWG.Done()
+			var resp *sip.Response
+			in, err := tx.Wait(c.ctx)
+			if err == nil {
+				resp = in.Msg.(*sip.Response)
+			}
+			if err == nil && resp.StatusCode >= 300 {
+				err = fmt.Errorf("NOTIFY answered %d %s", resp.StatusCode, resp.Reason)
+				if resp.StatusCode == sip.StatusCallTransactionDoesNotExists || resp.StatusCode == sip.StatusForbidden {
+					s.mu.Lock()
+					s.removeSubscriptionLocked(x)
+					s.unlockQuiet()
+				}
+			}
+			if err != nil {
+				c.stats.notifyFailures.Add(1)
+				c.log.Info("NOTIFY failed", "impi", x.impi, "err", err)
+			}
+			done <- err
+		}()
+		return nil
+	})
 	return done
 }
 
-// notifyRouteLocked picks how a NOTIFY reaches the subscriber, and the Via
-// sent-by to put in it.
-func (c *Core) notifyRouteLocked(s *subscription) (route, netip.AddrPort, error) {
-	b := s.b
-	if c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
-		set := b.cur
-		if set == nil || set.removed {
-			return route{}, netip.AddrPort{}, fmt.Errorf("no established SA set for %s", b.sub.IMPI)
-		}
-		// Via carries port_ps: over UDP the UE answers from port_uc to
-		// port_ps (TS 33.203 §7.1), as the P-CSCF answers it at port_us.
-		via := netip.AddrPortFrom(set.local, set.server.PortS)
-		if s.transport() == "TCP" {
-			if set.tcpOut == nil {
-				tc, err := c.dialFrom(set.pc, set.local, netip.AddrPortFrom(set.ue, set.client.PortS))
-				if err != nil {
-					return route{}, via, err
-				}
-				set.tcpOut = tc
-			}
-			return tcpRoute(set.tcpOut), via, nil
-		}
-		return set.toUE(), via, nil
+// uriTransport is the transport a request to u uses: TCP with
+// transport=tcp, else UDP (RFC 3263 §4.1 for an IP address without NAPTR).
+func uriTransport(u sip.Uri) string {
+	if t, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
+		return "TCP"
 	}
-	dst := b.ue
-	if c.cfg.CKIKInChallenge {
-		// Behind an external P-CSCF: to the first hop of the Path the
-		// REGISTER carried (RFC 3327), with the Path as Route.
-		hop, err := firstHop(b.path)
-		if err != nil {
-			return route{}, netip.AddrPort{}, err
-		}
-		dst = hop
-	}
-	local := c.localFor(dst.Addr())
-	via := netip.AddrPortFrom(local, c.unprot.addr.Port())
-	if s.transport() == "TCP" {
-		return route{}, via, fmt.Errorf("NOTIFY over TCP without SAs is not supported by the lab core")
-	}
-	return udpRoute(c.unprot, dst), via, nil
+	return "UDP"
 }
 
 // firstHop returns the address of the first URI of a Path header list; the
@@ -387,11 +372,10 @@ func firstHop(path []string) (netip.AddrPort, error) {
 // reginfoLocked renders the full registration state of s's subscriber:
 // one <registration> per IMPU of the implicit set, each with every contact
 // (TS 24.229 §5.4.2.1.2), plus the terminated contacts in extra.
-func (c *Core) reginfoLocked(s *subscription, extra []contactChange) []byte {
-	sub, _ := c.hss.lookup(s.impi, "")
+func (s *scscf) reginfoLocked(x *subscription, extra []contactChange) []byte {
 	var bs []*binding
-	for _, b := range c.bindings {
-		if strings.EqualFold(b.sub.IMPI, s.impi) && b.state == stateRegistered {
+	for _, b := range s.bindings {
+		if strings.EqualFold(b.sub.IMPI, x.impi) && b.state == stateRegistered {
 			bs = append(bs, b)
 		}
 	}
@@ -404,9 +388,9 @@ func (c *Core) reginfoLocked(s *subscription, extra []contactChange) []byte {
 	for _, x := range extra {
 		contacts = append(contacts, reginfoContact(x.b, reginfo.ContactState(x.state), reginfo.Event(x.event), 0))
 	}
-	doc := reginfo.Reginfo{Version: uint64(s.version), State: reginfo.StateFull}
-	s.version++
-	for i, impu := range sub.IMPUs {
+	doc := reginfo.Reginfo{Version: uint64(x.version), State: reginfo.StateFull}
+	x.version++
+	for i, impu := range x.impus {
 		reg := reginfo.Registration{AOR: impu, ID: "reg" + strconv.Itoa(i+1), State: reginfo.RegTerminated, Contacts: contacts}
 		if len(bs) > 0 {
 			reg.State = reginfo.RegActive
@@ -415,7 +399,7 @@ func (c *Core) reginfoLocked(s *subscription, extra []contactChange) []byte {
 	}
 	out, err := doc.Marshal()
 	if err != nil { // the document is built from validated state
-		c.log.Error("reginfo marshal", "err", err)
+		s.c.log.Error("reginfo marshal", "err", err)
 		return nil
 	}
 	return out
@@ -456,71 +440,72 @@ func (c *Core) Deregister(impu string) error { return c.networkDeregister(impu, 
 // re-register (TS 24.229 §5.4.1.5).
 func (c *Core) Reject(impu string) error { return c.networkDeregister(impu, "rejected") }
 
-func (c *Core) networkDeregister(impu, event string) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+func (c *Core) networkDeregister(impu, event string) error { return c.s.networkDeregister(impu, event) }
+
+func (s *scscf) networkDeregister(impu, event string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	bs := c.registeredOfLocked(impu)
+	bs := s.registeredOfLocked(impu)
 	if len(bs) == 0 {
-		c.mu.Unlock()
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotRegistered, impu)
 	}
 	impi := bs[0].sub.IMPI
+	at := time.Now()
 	for _, b := range bs {
 		b.stopTimers()
-		delete(c.bindings, b.key)
+		delete(s.bindings, b.key)
 	}
 	var waits []<-chan error
-	subs := c.sortedSubsLocked(impi)
-	for _, s := range subs {
-		waits = append(waits, c.sendNotifyLocked(s, terminatedContacts(bs, event), "terminated;reason="+event))
-		s.stop()
+	subs := s.sortedSubsLocked(impi)
+	for _, x := range subs {
+		waits = append(waits, s.sendNotifyLocked(x, terminatedContacts(bs, event), "terminated;reason="+event))
+		x.stop()
 	}
-	c.log.Info("network-initiated de-registration", "impi", impi, "event", event, "bindings", len(bs), "notifies", len(waits))
-	epoch := c.epoch
-	c.mu.Unlock()
+	s.c.log.Info("network-initiated de-registration", "impi", impi, "event", event, "bindings", len(bs), "notifies", len(waits))
+	epoch := s.epoch
+	s.unlockQuiet() // hands the NOTIFYs to the P-CSCF
 
 	for _, w := range waits {
 		<-w
 	}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range subs {
-		c.removeSubscriptionLocked(s)
+	s.mu.Lock()
+	for _, x := range subs {
+		s.removeSubscriptionLocked(x)
 	}
-	if c.closed || c.epoch != epoch {
+	stale := s.closed || s.epoch != epoch
+	s.unlockQuiet()
+	if stale {
 		return nil
 	}
-	var errs []error
-	for _, b := range bs {
-		for _, s := range []*secSet{b.next, b.cur, b.old} {
-			if err := c.dropSetLocked(s, "network-initiated de-registration"); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	// The P-CSCF's reg event: the SAs go once the NOTIFYs completed.
+	contacts := make([]sip.Uri, len(bs))
+	for i, b := range bs {
+		contacts[i] = *b.contact.Address.Clone()
 	}
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	return s.pcscf.regEnded(contacts, at)
 }
 
 // Reauthenticate asks the UE to re-authenticate (TS 24.229 §5.4.1.6): the
 // registration's lifetime is shortened to ReauthExpires and every
 // subscription gets a NOTIFY with contact event "shortened". It returns
 // once those NOTIFY transactions completed.
-func (c *Core) Reauthenticate(impu string) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+func (c *Core) Reauthenticate(impu string) error { return c.s.reauthenticate(impu) }
+
+func (s *scscf) reauthenticate(impu string) error {
+	c := s.c
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	bs := c.registeredOfLocked(impu)
+	bs := s.registeredOfLocked(impu)
 	if len(bs) == 0 {
-		c.mu.Unlock()
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotRegistered, impu)
 	}
 	deadline := time.Now().Add(c.cfg.ReauthExpires)
@@ -531,15 +516,15 @@ func (c *Core) Reauthenticate(impu string) error {
 			if b.expTimer != nil {
 				b.expTimer.Stop()
 			}
-			b.expTimer = c.after(time.Until(deadline), func() { c.expireLocked(b) })
+			b.expTimer = s.after(time.Until(deadline), func() { s.expireLocked(b) })
 		}
 		b.event = "shortened"
 	}
-	waits := c.notifyChangeLocked(bs[0].sub.IMPI, nil)
+	waits := s.notifyChangeLocked(bs[0].sub.IMPI, nil)
 	if len(waits) == 0 {
 		c.log.Warn("re-authentication requested but the UE has no reg-event subscription to learn of it", "impu", impu)
 	}
-	c.mu.Unlock()
+	s.unlockQuiet() // hands the NOTIFYs to the P-CSCF
 	var first error
 	for _, w := range waits {
 		if err := <-w; err != nil && first == nil {
@@ -551,9 +536,9 @@ func (c *Core) Reauthenticate(impu string) error {
 
 // registeredOfLocked returns the registered bindings of the subscriber
 // that owns impu.
-func (c *Core) registeredOfLocked(impu string) []*binding {
+func (s *scscf) registeredOfLocked(impu string) []*binding {
 	var out []*binding
-	for _, b := range c.bindings {
+	for _, b := range s.bindings {
 		if b.state == stateRegistered && b.sub.hasIMPU(impu) {
 			out = append(out, b)
 		}

@@ -142,9 +142,9 @@ func TestSAPlanMirrorsUE(t *testing.T) {
 
 // setByID returns a copy of an installed SA set (for tests).
 func (c *Core) setByID(id uint64) *ipsec.SASet {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.sets[id]; s != nil {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if s := c.p.sets[id]; s != nil {
 		return s.sa
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsue/imsue/digest"
-	"github.com/imsue/imsue/mt"
 )
 
 // The S-CSCF role: registrar with Digest AKA (RFC 3310, RFC 4169) or plain
@@ -39,33 +39,194 @@ import (
 //     any expiry gets 3600 s (RFC 3261 §10.2.1.1) capped the same way.
 //   - The 200 carries the Contact with its expires, Expires, P-Associated-URI
 //     (the implicit set), Service-Route <sip:orig@scscf.DOMAIN;lr> and the
-//     P-CSCF's Path.
+//     Path the REGISTER carried (RFC 3327).
+//   - "Protected" is what the P-CSCF says in the integrity-protected
+//     parameter of Authorization (TS 24.229 §5.4.1.2.1): "yes" (over an
+//     established SA set) lets a de-REGISTER through without a challenge;
+//     a challenge response counts only with "ip-assoc-pending" (over the
+//     temporary set of its challenge; the P-CSCF has no other temporary
+//     set for the contact); "no" or none is challenged again. Behind an
+//     external P-CSCF (CKIKInChallenge) every REGISTER counts as protected:
+//     that P-CSCF protects the UE's path.
+//   - Every AKA 401 carries ck and ik for the P-CSCF (TS 33.203 §6.1.1,
+//     message SM4: the S-CSCF sends the keys to the P-CSCF with the
+//     challenge); the P-CSCF strips them.
 
-// regContext is one REGISTER as the P-CSCF hands it to the S-CSCF.
-type regContext struct {
-	in    inbound
-	req   *sip.Request
-	set   *secSet        // the SA set it arrived over; nil when unprotected
-	offer []mt.Mechanism // Security-Client, when a challenge may follow
+// scscf is the S-CSCF: registrar, authenticator and reg-event notifier,
+// with its own lock. It knows nothing of SA sets: what the P-CSCF tells it
+// arrives in the SIP messages (Path, integrity-protected,
+// P-Asserted-Identity), and it reaches the UE only through the P-CSCF
+// (pcscfPeer) and the HSS only through hssClient.
+type scscf struct {
+	roleLock
+	c        *Core // configuration, log, counters and the core's own address (CKIKInChallenge)
+	hss      hssClient
+	pcscf    pcscfPeer
+	bindings map[string]*binding      // by bindingKey
+	subs     map[string]*subscription // reg-event subscriptions by dialog
 }
 
-// regResult is the S-CSCF's answer plus what the P-CSCF must do with it.
-type regResult struct {
-	resp       *sip.Response
-	b          *binding
-	chal       *challenge // a new AKA challenge: install its temporary SA set
-	success    bool       // authenticated (re-)registration: promote the temporary set
-	dereg      []*binding // bindings ended: drop their SAs after the response
-	authFailed bool       // drop the binding's temporary set
+// bindState is the S-CSCF's state of one contact binding.
+type bindState uint8
+
+const (
+	statePending    bindState = iota + 1 // challenged, never registered yet
+	stateRegistered                      // registered (possibly with a re-authentication in progress)
+)
+
+func (s bindState) String() string {
+	switch s {
+	case statePending:
+		return "pending"
+	case stateRegistered:
+		return "registered"
+	}
+	return "unknown"
+}
+
+// binding is one registered (or being registered) contact of a subscriber
+// in the S-CSCF.
+type binding struct {
+	key        string
+	sub        Subscriber // identities only are used
+	contact    *sip.ContactHeader
+	ue         netip.AddrPort // the UE's IP and the Contact's port
+	transport  string
+	state      bindState
+	expires    time.Time
+	granted    time.Duration
+	event      string // the last reginfo contact event (registered, refreshed, shortened)
+	contactID  string
+	chal       *challenge
+	path       []string
+	expTimer   *time.Timer
+	authTimer  *time.Timer
+	registered time.Time
+}
+
+func (b *binding) stopTimers() {
+	if b.expTimer != nil {
+		b.expTimer.Stop()
+	}
+	if b.authTimer != nil {
+		b.authTimer.Stop()
+	}
+}
+
+// challenge is one outstanding digest challenge of the S-CSCF.
+type challenge struct {
+	dc  digest.Challenge // as sent (without ck and ik)
+	vec vector           // AKA only
+}
+
+// bindingKey identifies a binding: the private identity and the contact's
+// host and port.
+func bindingKey(impi string, contact sip.Uri) string {
+	return strings.ToLower(impi) + "\x00" + contactKey(contact)
+}
+
+// contactKey is a contact's host and port, lower-cased.
+func contactKey(contact sip.Uri) string {
+	return strings.ToLower(contact.Host) + ":" + fmt.Sprint(contact.Port)
 }
 
 const defaultRegisterExpires = 3600
 
-// register runs the S-CSCF's REGISTER procedure. c.mu is held.
-func (c *Core) register(rc regContext) regResult {
-	req := rc.req
-	fail := func(code int, reason string) regResult {
-		return regResult{resp: newResponse(req, code, reason)}
+// request is the S-CSCF's entry point (Mw): every request the P-CSCF
+// forwards. It takes the S-CSCF's lock; the NOTIFYs it decides on go into
+// the answer's then.
+//
+// The HSS is asked without the lock: the identities before it is taken
+// (UAR), a vector (MAR) after the decision to challenge, the lock released
+// meanwhile (vectorArrivedLocked).
+func (s *scscf) request(req *sip.Request) mwAnswer {
+	var reg regRequest
+	if req.Method == sip.REGISTER {
+		var resp *sip.Response
+		if reg, resp = s.registerPrelude(req); resp != nil {
+			return mwAnswer{resp: resp}
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return mwAnswer{resp: newResponse(req, sip.StatusServiceUnavailable, "Service Unavailable")}
+	}
+	var resp *sip.Response
+	if req.Method == sip.REGISTER {
+		var vr *vectorRequest
+		resp, vr = s.registerLocked(req, reg)
+		if vr != nil {
+			// What this request queued stays its own while the lock is
+			// released for the MAR.
+			q, epoch := s.ioq, s.epoch
+			s.ioq = nil
+			s.mu.Unlock()
+			vec, err := s.hss.vectors(vr.sub.IMPI, vr.resync)
+			s.mu.Lock()
+			s.ioq = append(q, s.ioq...)
+			resp = s.vectorArrivedLocked(req, vr, epoch, vec, err)
+		}
+	} else {
+		resp = s.onRequestLocked(req)
+	}
+	q := s.ioq
+	s.ioq = nil
+	s.mu.Unlock()
+	var then func()
+	if len(q) > 0 {
+		then = func() {
+			for _, f := range q {
+				_ = f()
+			}
+		}
+	}
+	return mwAnswer{resp: resp, then: then}
+}
+
+// abandon forgets the challenge whose 401 the P-CSCF could not deliver
+// (it could not set up the SA set), as the reg-await-auth timer would
+// later: a lab shortcut, so that no pending binding lingers.
+func (s *scscf) abandon(nonce string) {
+	s.mu.Lock()
+	defer s.unlockQuiet()
+	for _, b := range s.bindings {
+		if b.chal != nil && b.chal.dc.Nonce == nonce {
+			b.chal = nil
+			if b.authTimer != nil {
+				b.authTimer.Stop()
+			}
+			s.forgetIfPendingLocked(b)
+		}
+	}
+}
+
+// regRequest is what the S-CSCF takes from a REGISTER before its lock:
+// the Authorization, the integrity-protected value and the subscriber
+// (UAR).
+type regRequest struct {
+	auth *digest.Authorization
+	ip   string
+	sub  Subscriber
+}
+
+// vectorRequest is a MAR the S-CSCF decided on under its lock and sends
+// after releasing it.
+type vectorRequest struct {
+	b      *binding
+	sub    Subscriber
+	stale  bool
+	resync *resyncData
+}
+
+// registerPrelude is the part of the REGISTER procedure that needs no
+// registrar state: the Reject fault, the Authorization and the HSS's
+// User-Authorization answer. It returns the response when that ends the
+// procedure.
+func (s *scscf) registerPrelude(req *sip.Request) (regRequest, *sip.Response) {
+	c := s.c
+	fail := func(code int, reason string) (regRequest, *sip.Response) {
+		return regRequest{}, newResponse(req, code, reason)
 	}
 	if code := c.cfg.Faults.takeReject(); code != 0 {
 		c.log.Info("fault: rejecting REGISTER", "code", code)
@@ -73,6 +234,7 @@ func (c *Core) register(rc regContext) regResult {
 	}
 
 	var auth *digest.Authorization
+	ip := ipNo
 	if vals := headerValues(req, "Authorization"); len(vals) > 0 {
 		a, err := digest.ParseAuthorization(vals[0])
 		if err != nil {
@@ -80,26 +242,42 @@ func (c *Core) register(rc regContext) regResult {
 			return fail(sip.StatusBadRequest, "Malformed Authorization")
 		}
 		auth = a
+		if v := integrityProtected(vals[0]); v != "" {
+			ip = v
+		}
+	}
+	if c.cfg.CKIKInChallenge {
+		// The external P-CSCF in front protects the UE's path.
+		ip = ipYes
 	}
 	impu := req.To().Address.String()
 	impi := ""
 	if auth != nil {
 		impi = auth.Username
 	}
-	sub, ok := c.hss.lookup(impi, impu)
-	if !ok {
+	sub, err := s.hss.authorize(impi, impu)
+	if errors.Is(err, errUnknownSubscriber) {
 		c.stats.authFailures.Add(1)
 		c.log.Info("REGISTER for an unknown subscriber", "impi", impi, "impu", impu)
 		return fail(sip.StatusForbidden, "Forbidden (unknown subscriber)")
 	}
-	if !sub.hasIMPU(impu) {
+	if err != nil {
 		c.stats.authFailures.Add(1)
 		c.log.Info("REGISTER: IMPU outside the subscriber's implicit set", "impi", sub.IMPI, "impu", impu)
 		return fail(sip.StatusForbidden, "Forbidden (public identity not of this subscriber)")
 	}
-	if rc.set != nil && !strings.EqualFold(rc.set.b.sub.IMPI, sub.IMPI) {
-		return fail(sip.StatusForbidden, "Forbidden (security association belongs to another subscriber)")
+	return regRequest{auth: auth, ip: ip, sub: sub}, nil
+}
+
+// registerLocked runs the S-CSCF's REGISTER procedure on the registrar.
+// When a challenge needs a vector it returns the MAR to send instead of a
+// response.
+func (s *scscf) registerLocked(req *sip.Request, rr regRequest) (*sip.Response, *vectorRequest) {
+	c := s.c
+	fail := func(code int, reason string) (*sip.Response, *vectorRequest) {
+		return newResponse(req, code, reason), nil
 	}
+	auth, ip, sub := rr.auth, rr.ip, rr.sub
 
 	contacts := req.GetHeaders("Contact")
 	if len(contacts) == 0 {
@@ -119,13 +297,13 @@ func (c *Core) register(rc regContext) regResult {
 	if reqExp != 0 && c.cfg.MinExpires > 0 && time.Duration(reqExp)*time.Second < c.cfg.MinExpires {
 		resp := newResponse(req, sip.StatusIntervalToBrief, "Interval Too Brief")
 		resp.AppendHeader(sip.NewHeader("Min-Expires", strconv.FormatInt(int64(c.cfg.MinExpires/time.Second), 10)))
-		return regResult{resp: resp}
+		return resp, nil
 	}
 
-	// A de-registration over the established set needs no new authentication
-	// (the SA proves the UE, integrity-protected="yes").
-	if reqExp == 0 && rc.set != nil && rc.set.state != setTemporary {
-		return c.deregisterLocked(rc, sub, contact)
+	// A de-registration over the established set needs no new
+	// authentication (integrity-protected="yes": the SA proves the UE).
+	if reqExp == 0 && ip == ipYes && c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
+		return s.deregisterLocked(req, sub, contact), nil
 	}
 	// Behind an external P-CSCF the core sees no SA: it trusts that P-CSCF,
 	// as an S-CSCF trusts integrity-protected="yes" (TS 24.229 §5.4.1.4),
@@ -133,83 +311,118 @@ func (c *Core) register(rc regContext) regResult {
 	// make Kamailio 5.6 create a second SA set for the de-REGISTER that it
 	// never deletes.
 	if reqExp == 0 && c.cfg.CKIKInChallenge && !contact.Address.Wildcard {
-		if b := c.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil && b.state == stateRegistered {
-			return c.deregisterLocked(rc, sub, contact)
+		if b := s.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil && b.state == stateRegistered {
+			return s.deregisterLocked(req, sub, contact), nil
 		}
 	}
 
 	var b *binding
 	if contact.Address.Wildcard {
-		b = c.findBindingLocked(sub.IMPI, rc)
+		b = s.findBindingLocked(sub.IMPI)
 	} else {
 		key := bindingKey(sub.IMPI, contact.Address)
-		b = c.bindings[key]
+		b = s.bindings[key]
 		if b == nil {
 			b = &binding{key: key, sub: sub, state: statePending, contactID: randToken(6)}
 			b.contact = contact.Clone()
-			c.bindings[key] = b
+			s.bindings[key] = b
 		}
 	}
 	if b == nil {
 		return fail(sip.StatusForbidden, "Forbidden (nothing to de-register)")
 	}
-	if rc.set != nil && rc.set.b != b {
-		return fail(sip.StatusForbidden, "Forbidden (security association belongs to another contact)")
-	}
 
 	ch := b.chal
-	protected := rc.set != nil || c.cfg.CKIKInChallenge
+	protected := ip == ipYes || ip == ipPending
 	switch {
 	case auth == nil || auth.Nonce == "" || ch == nil || auth.Nonce != ch.dc.Nonce:
 		// First REGISTER, or an answer to a challenge we do not hold.
 		stale := auth != nil && auth.Nonce != "" && auth.Response != ""
-		return c.challengeLocked(rc, b, sub, stale && !c.cfg.isAKA())
+		return s.challengeLocked(req, b, sub, stale && !c.cfg.isAKA())
 	case c.cfg.isAKA() && auth.HasAUTS:
-		return c.resyncLocked(rc, b, sub, auth)
+		return s.resyncLocked(req, b, sub, auth)
 	case c.cfg.isAKA() && auth.Response == "":
 		c.log.Info("UE reports an AUTN MAC failure (empty response, no auts)", "impi", sub.IMPI)
-		return c.authFailLocked(req, b, "Forbidden (network authentication failed at the UE)")
+		return s.authFailLocked(req, b, "Forbidden (network authentication failed at the UE)"), nil
 	case c.cfg.isAKA() && !protected:
-		// The P-CSCF would mark it integrity-protected="no": challenge again.
+		// integrity-protected="no": challenge again.
 		c.log.Info("challenge answered without SA protection: new challenge", "impi", sub.IMPI)
-		return c.challengeLocked(rc, b, sub, false)
+		return s.challengeLocked(req, b, sub, false)
 	}
-	if err := c.checkResponse(req, auth, ch, sub); err != nil {
+	if err := s.checkResponse(req, auth, ch, sub); err != nil {
 		c.log.Info("authentication failed", "impi", sub.IMPI, "err", err)
-		return c.authFailLocked(req, b, "Forbidden (authentication failed)")
+		return s.authFailLocked(req, b, "Forbidden (authentication failed)"), nil
 	}
-	if c.cfg.isAKA() && !c.cfg.CKIKInChallenge && rc.set != ch.set {
+	if c.cfg.isAKA() && !c.cfg.CKIKInChallenge && ip != ipPending {
 		c.log.Info("correct response over the wrong SA set", "impi", sub.IMPI)
-		return c.authFailLocked(req, b, "Forbidden (response not sent over the SAs of its challenge)")
+		return s.authFailLocked(req, b, "Forbidden (response not sent over the SAs of its challenge)"), nil
 	}
 	b.chal = nil
 	if b.authTimer != nil {
 		b.authTimer.Stop()
 	}
 	if reqExp == 0 {
-		return c.deregisterLocked(rc, sub, contact)
+		return s.deregisterLocked(req, sub, contact), nil
 	}
-	return c.registeredLocked(rc, b, contact, reqExp)
+	return s.registeredLocked(req, b, contact, reqExp), nil
 }
 
-// findBindingLocked returns the binding a wildcard de-registration refers
-// to: the one of the set it came over, else any of the subscriber.
-func (c *Core) findBindingLocked(impi string, rc regContext) *binding {
-	if rc.set != nil {
-		return rc.set.b
-	}
-	for _, b := range c.bindings {
-		if strings.EqualFold(b.sub.IMPI, impi) {
-			return b
+// findBindingLocked returns a binding of the subscriber, for a wildcard
+// de-registration.
+func (s *scscf) findBindingLocked(impi string) *binding {
+	var out *binding
+	for _, b := range s.bindings {
+		if strings.EqualFold(b.sub.IMPI, impi) && (out == nil || b.key < out.key) {
+			out = b
 		}
 	}
-	return nil
+	return out
 }
 
-// challengeLocked issues a new challenge for b: an AKA vector from the HSS
-// (or a random nonce for MD5) in a 401.
-func (c *Core) challengeLocked(rc regContext, b *binding, sub Subscriber, stale bool) regResult {
-	req := rc.req
+// challengeLocked issues a new challenge for b: a random nonce for MD5 in
+// a 401, or for AKA the MAR for the vector (vectorArrivedLocked issues the
+// challenge).
+func (s *scscf) challengeLocked(req *sip.Request, b *binding, sub Subscriber, stale bool) (*sip.Response, *vectorRequest) {
+	if s.c.cfg.isAKA() {
+		return nil, &vectorRequest{b: b, sub: sub, stale: stale}
+	}
+	return s.challengeWithLocked(req, b, sub, stale, vector{}, nil), nil
+}
+
+// vectorArrivedLocked issues the challenge for the HSS's answer to vr,
+// sent while the lock was released: the binding may have ended meanwhile
+// (then the challenge goes to the binding of the contact now, new if
+// need be), or the S-CSCF closed or restarted (then 500).
+func (s *scscf) vectorArrivedLocked(req *sip.Request, vr *vectorRequest, epoch uint64, vec vector, err error) *sip.Response {
+	c := s.c
+	if s.closed || s.epoch != epoch {
+		return newResponse(req, sip.StatusInternalServerError, "Server Internal Error (restarted)")
+	}
+	b := vr.b
+	if s.bindings[b.key] != b {
+		if cur := s.bindings[b.key]; cur != nil {
+			b = cur
+		} else {
+			b = &binding{key: b.key, sub: b.sub, state: statePending, contactID: randToken(6), contact: b.contact.Clone()}
+			s.bindings[b.key] = b
+		}
+	}
+	if vr.resync != nil {
+		if errors.Is(err, errBadAUTS) || errors.Is(err, errUnknownSubscriber) {
+			c.log.Info("resynchronisation refused", "impi", vr.sub.IMPI, "err", err)
+			return s.authFailLocked(req, b, "Forbidden (resynchronisation failed)")
+		}
+		if err == nil {
+			c.stats.resyncs.Add(1)
+		}
+	}
+	return s.challengeWithLocked(req, b, vr.sub, vr.stale, vec, err)
+}
+
+// challengeWithLocked issues the challenge for vec (AKA), or answers the
+// HSS's error verr.
+func (s *scscf) challengeWithLocked(req *sip.Request, b *binding, sub Subscriber, stale bool, vec vector, verr error) *sip.Response {
+	c := s.c
 	ch := &challenge{dc: digest.Challenge{
 		Realm:     c.cfg.Domain,
 		Algorithm: c.cfg.Algorithm,
@@ -220,22 +433,17 @@ func (c *Core) challengeLocked(rc regContext, b *binding, sub Subscriber, stale 
 	}}
 	dc := &ch.dc
 	if c.cfg.isAKA() {
-		vec, err := c.hss.generate(sub.IMPI, vectorFault{
-			badMAC:   c.cfg.Faults.take(&c.cfg.Faults.badMAC),
-			staleSQN: c.cfg.Faults.take(&c.cfg.Faults.staleSQN),
-		})
-		if err != nil {
+		if err := verr; err != nil {
 			c.log.Error("HSS: no vector", "impi", sub.IMPI, "err", err)
 			b.chal = nil
-			c.forgetIfPendingLocked(b)
-			return regResult{resp: newResponse(req, sip.StatusInternalServerError, "Server Internal Error (HSS)")}
+			s.forgetIfPendingLocked(b)
+			return newResponse(req, sip.StatusInternalServerError, "Server Internal Error (HSS)")
 		}
 		c.stats.vectors.Add(1)
 		ch.vec = vec
 		dc.Nonce = digest.EncodeAKANonce(vec.RAND, vec.AUTN, nil)
-		if c.cfg.CKIKInChallenge {
-			dc.CK, dc.IK = hex.EncodeToString(vec.CK[:]), hex.EncodeToString(vec.IK[:])
-		}
+		// For the P-CSCF (TS 33.203 §6.1.1, SM4), which strips them.
+		dc.CK, dc.IK = hex.EncodeToString(vec.CK[:]), hex.EncodeToString(vec.IK[:])
 	} else {
 		dc.Nonce = randToken(24)
 	}
@@ -243,85 +451,80 @@ func (c *Core) challengeLocked(rc regContext, b *binding, sub Subscriber, stale 
 	if b.authTimer != nil {
 		b.authTimer.Stop()
 	}
-	b.authTimer = c.after(c.cfg.AuthTimeout, func() { c.authTimeoutLocked(b, ch) })
+	b.authTimer = s.after(c.cfg.AuthTimeout, func() { s.authTimeoutLocked(b, ch) })
 
 	resp := newResponse(req, sip.StatusUnauthorized, "Unauthorized")
 	www := dc.String()
-	if c.cfg.Faults.take(&c.cfg.Faults.malformedWWWAuth) {
-		www = `Digest realm="` + c.cfg.Domain + `", nonce="` + dc.Nonce[:len(dc.Nonce)/2] + `, algorithm=`
+	if c.cfg.CKIKInChallenge && c.cfg.Faults.take(&c.cfg.Faults.malformedWWWAuth) {
+		// No P-CSCF of ours relays this 401: the fault is applied here.
+		www = malformedWWWAuth(c.cfg.Domain, dc.Nonce)
 	}
-	// The P-CSCF strips ck and ik before the 401 reaches the UE; with
-	// CKIKInChallenge the core is no P-CSCF and leaves them for the real one.
 	dc.CK, dc.IK = "", ""
 	resp.AppendHeader(sip.NewHeader("WWW-Authenticate", www))
-	return regResult{resp: resp, b: b, chal: ch}
+	return resp
+}
+
+// malformedWWWAuth is the WWW-Authenticate of Faults.MalformedWWWAuthenticate.
+func malformedWWWAuth(domain, nonce string) string {
+	return `Digest realm="` + domain + `", nonce="` + nonce[:len(nonce)/2] + `, algorithm=`
 }
 
 // authTimeoutLocked ends a challenge that was never answered (the
-// P-CSCF's reg-await-auth timer): its temporary SA set goes, and so does
-// a binding that was never registered.
-func (c *Core) authTimeoutLocked(b *binding, ch *challenge) {
+// S-CSCF's reg-await-auth timer, TS 24.229 §5.4.1.2.1): a binding that
+// was never registered goes.
+func (s *scscf) authTimeoutLocked(b *binding, ch *challenge) {
 	if b.chal != ch {
 		return
 	}
-	c.log.Info("challenge not answered in time", "impi", b.sub.IMPI, "timeout", c.cfg.AuthTimeout)
+	s.c.log.Info("challenge not answered in time", "impi", b.sub.IMPI, "timeout", s.c.cfg.AuthTimeout)
 	b.chal = nil
-	if ch.set != nil {
-		c.dropTemporaryLocked(ch.set, "reg-await-auth timer expired")
-	}
-	c.forgetIfPendingLocked(b)
+	s.forgetIfPendingLocked(b)
 }
 
-func (c *Core) forgetIfPendingLocked(b *binding) {
-	if b.state != statePending || c.bindings[b.key] != b {
+func (s *scscf) forgetIfPendingLocked(b *binding) {
+	if b.state != statePending || s.bindings[b.key] != b {
 		return
 	}
 	b.stopTimers()
-	for _, s := range []*secSet{b.next, b.cur, b.old} {
-		c.dropSetLocked(s, "binding never registered")
-	}
-	delete(c.bindings, b.key)
+	delete(s.bindings, b.key)
 }
 
 // resyncLocked handles a REGISTER with auts (TS 33.102 §6.3.5).
-func (c *Core) resyncLocked(rc regContext, b *binding, sub Subscriber, auth *digest.Authorization) regResult {
+func (s *scscf) resyncLocked(req *sip.Request, b *binding, sub Subscriber, auth *digest.Authorization) (*sip.Response, *vectorRequest) {
+	c := s.c
 	// RFC 3310 §3.4 carries AUTS base64-encoded; UEs send it with and
 	// without padding, and digest.DecodeAUTS takes both.
 	auts, err := digest.DecodeAUTS(auth.AUTS)
 	if err != nil {
 		c.log.Info("auts is not base64 of 14 bytes", "impi", sub.IMPI, "err", err)
-		return c.authFailLocked(rc.req, b, "Forbidden (malformed auts)")
+		return s.authFailLocked(req, b, "Forbidden (malformed auts)"), nil
 	}
-	sqnMS, err := c.hss.resync(sub.IMPI, b.chal.vec.RAND, auts)
-	if err != nil {
-		c.log.Info("resynchronisation refused", "impi", sub.IMPI, "err", err)
-		return c.authFailLocked(rc.req, b, "Forbidden (resynchronisation failed)")
-	}
-	c.stats.resyncs.Add(1)
-	c.log.Info("HSS resynchronised from AUTS", "impi", sub.IMPI, "sqn_ms", sqnMS)
-	return c.challengeLocked(rc, b, sub, false)
+	// One MAR carries the resynchronisation and asks for the new vector
+	// (TS 29.228 §6.3.3).
+	return nil, &vectorRequest{b: b, sub: sub, resync: &resyncData{RAND: b.chal.vec.RAND, AUTS: auts}}
 }
 
-// authFailLocked answers 403 and forgets the challenge; the temporary set
-// is dropped after the response leaves.
-func (c *Core) authFailLocked(req *sip.Request, b *binding, reason string) regResult {
-	c.stats.authFailures.Add(1)
+// authFailLocked answers 403 and forgets the challenge, and the binding
+// when it was never registered.
+func (s *scscf) authFailLocked(req *sip.Request, b *binding, reason string) *sip.Response {
+	s.c.stats.authFailures.Add(1)
 	b.chal = nil
 	if b.authTimer != nil {
 		b.authTimer.Stop()
 	}
-	return regResult{resp: newResponse(req, sip.StatusForbidden, reason), b: b, authFailed: true}
+	s.forgetIfPendingLocked(b)
+	return newResponse(req, sip.StatusForbidden, reason)
 }
 
 // checkResponse verifies the digest response against the challenge
 // (digest.Verify: realm, nonce, opaque, algorithm, qop, then the response
 // in constant time).
-func (c *Core) checkResponse(req *sip.Request, a *digest.Authorization, ch *challenge, sub Subscriber) error {
+func (s *scscf) checkResponse(req *sip.Request, a *digest.Authorization, ch *challenge, sub Subscriber) error {
 	if !strings.EqualFold(a.Username, sub.IMPI) {
 		return fmt.Errorf("username %q is not the IMPI", a.Username)
 	}
 	var password []byte
-	switch c.cfg.Algorithm {
+	switch s.c.cfg.Algorithm {
 	case digest.AKAv1MD5:
 		password = ch.vec.XRES[:]
 	case digest.AKAv2MD5:
@@ -332,8 +535,10 @@ func (c *Core) checkResponse(req *sip.Request, a *digest.Authorization, ch *chal
 	return digest.Verify(&ch.dc, a, string(req.Method), req.Body(), password)
 }
 
-// registeredLocked records a successful (re-)registration and builds the 200.
-func (c *Core) registeredLocked(rc regContext, b *binding, contact *sip.ContactHeader, reqExp int64) regResult {
+// registeredLocked records a successful (re-)registration and builds the
+// 200; the NOTIFYs of the change follow it.
+func (s *scscf) registeredLocked(req *sip.Request, b *binding, contact *sip.ContactHeader, reqExp int64) *sip.Response {
+	c := s.c
 	granted := min(time.Duration(reqExp)*time.Second, c.cfg.MaxExpires)
 	now := time.Now()
 	first := b.state != stateRegistered
@@ -341,33 +546,33 @@ func (c *Core) registeredLocked(rc regContext, b *binding, contact *sip.ContactH
 	b.granted = granted
 	b.expires = now.Add(granted)
 	b.contact = contact.Clone()
-	b.transport = rc.in.transport
+	b.transport = strings.ToUpper(req.Transport())
 	b.registered = now
 	if first {
 		b.event = "registered"
 	} else {
 		b.event = "refreshed"
 	}
-	// The UE's address for requests to it: port_us over SAs, else the
-	// Contact's port (default 5060) at the address the REGISTER came from.
-	switch {
-	case rc.set != nil:
-		b.ue = netip.AddrPortFrom(rc.set.ue, rc.set.client.PortS)
-	case contact.Address.Port > 0 && contact.Address.Port < 65536:
-		b.ue = netip.AddrPortFrom(rc.in.remote.Addr(), uint16(contact.Address.Port))
-	default:
-		b.ue = netip.AddrPortFrom(rc.in.remote.Addr(), 5060)
+	// The UE's address: the IP the REGISTER came from and the Contact's
+	// port (default 5060), port_us over SAs.
+	src, _ := netip.ParseAddrPort(req.Source())
+	port := uint16(5060)
+	if contact.Address.Port > 0 && contact.Address.Port < 65536 {
+		port = uint16(contact.Address.Port)
 	}
-	b.flow = rc.in.remote
-	b.path = []string{c.pathURI(rc)}
+	b.ue = netip.AddrPortFrom(src.Addr(), port)
+	b.path = nil
+	if v := headerValues(req, "Path"); len(v) > 0 {
+		b.path = []string{strings.Join(v, ", ")}
+	}
 	if b.expTimer != nil {
 		b.expTimer.Stop()
 	}
-	b.expTimer = c.after(granted, func() { c.expireLocked(b) })
+	b.expTimer = s.after(granted, func() { s.expireLocked(b) })
 	c.stats.registered.Add(1)
 	c.log.Info("registered", "impi", b.sub.IMPI, "contact", b.contact.Address.String(), "expires", granted, "event", b.event)
 
-	resp := newResponse(rc.req, sip.StatusOK, "OK")
+	resp := newResponse(req, sip.StatusOK, "OK")
 	ct := b.contact.Clone()
 	ct.Params = ct.Params.Clone()
 	ct.Params.Remove("expires")
@@ -379,51 +584,33 @@ func (c *Core) registeredLocked(rc regContext, b *binding, contact *sip.ContactH
 	}
 	resp.AppendHeader(sip.NewHeader("Service-Route", "<sip:orig@scscf."+c.cfg.Domain+";lr>"))
 	resp.AppendHeader(sip.NewHeader("P-Associated-URI", associatedURIs(b.sub.IMPUs)))
-	if c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
-		resp.AppendHeader(sip.NewHeader("Supported", "sec-agree"))
-	}
-	return regResult{resp: resp, b: b, success: true}
+	s.notifyChangeLocked(b.sub.IMPI, nil)
+	return resp
 }
 
-// pathURI is the Path the P-CSCF inserts (RFC 3327): its protected server
-// port for AKA, its unprotected address otherwise. Behind an external
-// P-CSCF the REGISTER's own Path is echoed instead.
-func (c *Core) pathURI(rc regContext) string {
-	if c.cfg.CKIKInChallenge {
-		if v := headerValues(rc.req, "Path"); len(v) > 0 {
-			return strings.Join(v, ", ")
-		}
-	}
-	local := c.localFor(rc.in.remote.Addr())
-	port := c.unprot.addr.Port()
-	if rc.set != nil {
-		port = rc.set.server.PortS
-	}
-	return "<sip:term@" + netip.AddrPortFrom(local, port).String() + ";lr>"
-}
-
-// deregisterLocked ends the binding(s) a de-REGISTER names and answers 200.
-func (c *Core) deregisterLocked(rc regContext, sub Subscriber, contact *sip.ContactHeader) regResult {
+// deregisterLocked ends the binding(s) a de-REGISTER names and answers
+// 200. The UE's own subscriptions end with it; the others are notified
+// after the 200.
+func (s *scscf) deregisterLocked(req *sip.Request, sub Subscriber, contact *sip.ContactHeader) *sip.Response {
+	c := s.c
 	var ended []*binding
 	if contact.Address.Wildcard {
-		for _, b := range c.bindings {
+		for _, b := range s.bindings {
 			if strings.EqualFold(b.sub.IMPI, sub.IMPI) {
 				ended = append(ended, b)
 			}
 		}
-	} else if b := c.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil {
+		slices.SortFunc(ended, func(a, b *binding) int { return strings.Compare(a.key, b.key) })
+	} else if b := s.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil {
 		ended = append(ended, b)
-	}
-	if rc.set != nil && len(ended) == 0 {
-		ended = append(ended, rc.set.b)
 	}
 	for _, b := range ended {
 		b.stopTimers()
-		delete(c.bindings, b.key)
+		delete(s.bindings, b.key)
 		c.stats.deregistered.Add(1)
 		c.log.Info("de-registered by the UE", "impi", b.sub.IMPI, "contact", b.contact.Address.String())
 	}
-	resp := newResponse(rc.req, sip.StatusOK, "OK")
+	resp := newResponse(req, sip.StatusOK, "OK")
 	if c.cfg.CKIKInChallenge {
 		// The P-CSCF in front learns from the 200 which contacts went:
 		// Kamailio's pcscf_save deletes a contact (and its SAs) only when
@@ -437,158 +624,103 @@ func (c *Core) deregisterLocked(rc regContext, sub Subscriber, contact *sip.Cont
 		}
 	}
 	resp.AppendHeader(sip.NewHeader("P-Associated-URI", associatedURIs(sub.IMPUs)))
-	return regResult{resp: resp, dereg: ended}
+	if len(ended) > 0 {
+		for _, b := range ended {
+			s.endSubscriptionsOfLocked(b)
+		}
+		s.notifyChangeLocked(ended[0].sub.IMPI, terminatedContacts(ended, "unregistered"))
+	}
+	return resp
 }
 
-// finishRegister is the P-CSCF's side of the S-CSCF's answer: it installs
-// the temporary set of a new challenge and adds Security-Server before the
-// 401 leaves, sends the response, then promotes or drops sets.
-func (c *Core) finishRegister(rc regContext, res regResult, r route) {
-	resp := res.resp
-	if res.chal != nil && c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
-		set, err := c.newTemporarySetLocked(rc, res.b, res.chal)
-		if err != nil {
-			c.log.Error("cannot set up the temporary SA set", "impi", res.b.sub.IMPI, "err", err)
-			res.b.chal = nil
-			if errors.Is(err, mt.ErrNoAcceptableMechanism) {
-				c.stats.secAgree.Add(1)
-				resp = newResponse(rc.req, 494, "Security Agreement Required")
-				resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(c.supportedMechanisms())))
-			} else {
-				resp = newResponse(rc.req, sip.StatusInternalServerError, "Server Internal Error (IPsec)")
-			}
-			c.forgetIfPendingLocked(res.b)
-			c.reply(rc.req, resp, r, nil)
-			return
-		}
-		switch v, override := c.cfg.Faults.takeSecurityServer(); {
-		case override:
-			resp.AppendHeader(sip.NewHeader("Security-Server", v))
-		case c.cfg.Faults.take(&c.cfg.Faults.omitSecServer):
-		case c.cfg.Faults.take(&c.cfg.Faults.malformedSecServer):
-			resp.AppendHeader(sip.NewHeader("Security-Server", "ipsec-3gpp;alg=;spi-c=x;port-s=99999,,;"))
-		default:
-			resp.AppendHeader(sip.NewHeader("Security-Server", formatSecurity(set.serverMechs)))
-		}
-		resp.AppendHeader(sip.NewHeader("Supported", "sec-agree"))
-	}
-	if res.chal != nil {
-		c.stats.challenges.Add(1)
-	}
-	twice := res.chal != nil && c.cfg.Faults.take(&c.cfg.Faults.retransmitChallenge)
-	if res.success {
-		// The set is established as the 200 leaves over it; the old one
-		// stays until the new one carries traffic.
-		c.promoteLocked(res.b, rc.set)
-	}
-	c.reply(rc.req, resp, r, func() {
-		if twice {
-			c.after(20*time.Millisecond, func() { _ = c.send(r, resp) })
-		}
-		switch {
-		case res.success:
-			c.notifyChangeLocked(res.b.sub.IMPI, nil)
-		case len(res.dereg) > 0:
-			for _, b := range res.dereg {
-				c.endSubscriptionsOfLocked(b)
-			}
-			drop := func() {
-				for _, b := range res.dereg {
-					for _, s := range []*secSet{b.next, b.cur, b.old} {
-						c.dropSetLocked(s, "de-registered")
-					}
-				}
-			}
-			if tc := r.Conn; tc != nil {
-				// Over TCP the 200 is only safe once acknowledged: a
-				// retransmission after the SAs are gone would leave in
-				// clear text (Kamailio 5.6's de-registration bug). Wait for
-				// the ACK, bounded; without it, reset the connection
-				// while the SAs still protect the RST, then drop them.
-				dropLater := c.guarded(drop)
-				go func() {
-					if !tc.Drained(time.Second) {
-						tc.Abort()
-					}
-					dropLater()
-				}()
-			} else {
-				drop()
-			}
-			c.notifyChangeLocked(res.dereg[0].sub.IMPI, terminatedContacts(res.dereg, "unregistered"))
-		case res.authFailed && res.b != nil:
-			if res.b.next != nil {
-				c.dropTemporaryLocked(res.b.next, "authentication failed")
-			}
-			c.forgetIfPendingLocked(res.b)
-		}
-	})
-}
-
-// expireLocked ends a binding whose registration was not refreshed.
-func (c *Core) expireLocked(b *binding) {
-	if c.bindings[b.key] != b {
+// expireLocked ends a binding whose registration was not refreshed; the
+// P-CSCF learns it from the reg event (regEnded) after the NOTIFYs left.
+func (s *scscf) expireLocked(b *binding) {
+	c := s.c
+	if s.bindings[b.key] != b {
 		return
 	}
 	c.log.Info("registration expired", "impi", b.sub.IMPI, "contact", b.contact.Address.String())
 	b.stopTimers()
-	delete(c.bindings, b.key)
+	delete(s.bindings, b.key)
 	// Subscriptions carried by b's SAs cannot outlive them: their last
 	// NOTIFY ends them; others go on.
-	for _, s := range c.sortedSubsLocked(b.sub.IMPI) {
+	for _, x := range s.sortedSubsLocked(b.sub.IMPI) {
 		state := ""
-		if s.b == b {
+		if x.b == b {
 			state = "terminated;reason=noresource"
 		}
-		c.sendNotifyLocked(s, terminatedContacts([]*binding{b}, "expired"), state)
-		if s.b == b {
-			c.removeSubscriptionLocked(s)
+		s.sendNotifyLocked(x, terminatedContacts([]*binding{b}, "expired"), state)
+		if x.b == b {
+			s.removeSubscriptionLocked(x)
 		}
 	}
-	for _, s := range []*secSet{b.next, b.cur, b.old} {
-		c.dropSetLocked(s, "registration expired")
-	}
+	contact, at := *b.contact.Address.Clone(), time.Now()
+	s.later(func() error { return s.pcscf.regEnded([]sip.Uri{contact}, at) })
 }
 
-// onRegisteredRequest handles a non-REGISTER request from a UE (over set,
-// or from its MD5 flow).
-func (c *Core) onRegisteredRequest(in inbound, req *sip.Request, b *binding, set *secSet, r route) {
+// onRequestLocked handles a non-REGISTER request from a UE. The P-CSCF
+// asserts the registered identity it came from in P-Asserted-Identity
+// (RFC 3325, TS 24.229 §5.2.6.3); behind an external P-CSCF the From is
+// taken instead.
+func (s *scscf) onRequestLocked(req *sip.Request) *sip.Response {
 	switch req.Method {
 	case sip.SUBSCRIBE:
-		c.onSubscribe(in, req, b, set, r)
+		return s.onSubscribeLocked(req)
 	case sip.OPTIONS:
+		if s.c.cfg.CKIKInChallenge && s.assertedLocked(req) == nil {
+			return newResponse(req, sip.StatusForbidden, "Forbidden (not registered)")
+		}
 		resp := newResponse(req, sip.StatusOK, "OK")
 		resp.AppendHeader(sip.NewHeader("Allow", "REGISTER, SUBSCRIBE, NOTIFY, OPTIONS"))
-		c.reply(req, resp, r, nil)
+		return resp
 	case sip.NOTIFY, sip.MESSAGE, sip.INVITE, sip.PUBLISH, sip.INFO, sip.UPDATE, sip.BYE, sip.CANCEL, sip.PRACK, sip.REFER:
-		c.reply(req, newResponse(req, sip.StatusNotImplemented, "Not Implemented in the lab core"), r, nil)
+		if s.c.cfg.CKIKInChallenge && s.assertedLocked(req) == nil {
+			return newResponse(req, sip.StatusForbidden, "Forbidden (not registered)")
+		}
+		return newResponse(req, sip.StatusNotImplemented, "Not Implemented in the lab core")
 	default:
-		c.reply(req, newResponse(req, sip.StatusNotImplemented, "Not Implemented"), r, nil)
+		if s.c.cfg.CKIKInChallenge && s.assertedLocked(req) == nil {
+			return newResponse(req, sip.StatusForbidden, "Forbidden (not registered)")
+		}
+		return newResponse(req, sip.StatusNotImplemented, "Not Implemented")
 	}
 }
 
-// onBareSCSCF serves every request on Addr when the core sits behind an
-// external P-CSCF (CKIKInChallenge).
-func (c *Core) onBareSCSCF(in inbound, req *sip.Request) {
-	r := c.responseRoute(in, req, nil)
-	if req.Method != sip.REGISTER {
-		var b *binding
-		for _, x := range c.bindings {
-			if x.state == stateRegistered && x.sub.hasIMPU(req.From().Address.String()) {
-				b = x
-				break
-			}
-		}
-		if b == nil {
-			c.reply(req, newResponse(req, sip.StatusForbidden, "Forbidden (not registered)"), r, nil)
-			return
-		}
-		c.onRegisteredRequest(in, req, b, nil, r)
-		return
+// assertedLocked returns the registered binding a request comes from: of
+// the subscriber whose IMPU the P-CSCF asserted (the From behind an
+// external P-CSCF), preferring the one whose contact is the request's
+// Contact.
+func (s *scscf) assertedLocked(req *sip.Request) *binding {
+	var id string
+	if v := headerValues(req, "P-Asserted-Identity"); len(v) > 0 {
+		id = v[0]
+	} else if s.c.cfg.CKIKInChallenge {
+		id = req.From().Address.String()
+	} else {
+		return nil
 	}
-	c.stats.regUnprot.Add(1)
-	rc := regContext{in: in, req: req}
-	c.finishRegister(rc, c.register(rc), r)
+	want := ""
+	if ct := req.Contact(); ct != nil {
+		want = contactKey(ct.Address)
+	}
+	var out *binding
+	for _, b := range s.bindings {
+		if b.state != stateRegistered || !b.sub.hasIMPU(id) {
+			continue
+		}
+		switch {
+		case out == nil:
+			out = b
+		case (contactKey(b.contact.Address) == want) != (contactKey(out.contact.Address) == want):
+			if contactKey(b.contact.Address) == want {
+				out = b
+			}
+		case b.key < out.key:
+			out = b
+		}
+	}
+	return out
 }
 
 func (s Subscriber) hasIMPU(uri string) bool {

@@ -107,12 +107,14 @@ type SASetInfo struct {
 	SecurityServer string
 }
 
-// Registrations returns a snapshot of every binding, sorted by IMPI and contact.
+// Registrations returns a snapshot of every binding, sorted by IMPI and
+// contact: the S-CSCF's registrar, with the SA sets the P-CSCF keeps for
+// each contact (each role's lock taken in turn, never both).
 func (c *Core) Registrations() []Registration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]Registration, 0, len(c.bindings))
-	for _, b := range c.bindings {
+	c.s.mu.Lock()
+	out := make([]Registration, 0, len(c.s.bindings))
+	keys := make([]string, 0, len(c.s.bindings))
+	for _, b := range c.s.bindings {
 		r := Registration{
 			IMPI:      b.sub.IMPI,
 			IMPUs:     slices.Clone(b.sub.IMPUs),
@@ -121,19 +123,30 @@ func (c *Core) Registrations() []Registration {
 			UE:        b.ue,
 			Event:     b.event,
 		}
+		key := ""
 		if b.contact != nil {
 			r.Contact = b.contact.Address.String()
+			key = contactKey(b.contact.Address)
 		}
 		if b.state == stateRegistered {
 			r.Expires = b.expires
 		}
-		for _, s := range []*secSet{b.cur, b.next, b.old} {
-			if s != nil {
-				r.Sets = append(r.Sets, s.info())
+		out = append(out, r)
+		keys = append(keys, key)
+	}
+	c.s.mu.Unlock()
+
+	c.p.mu.Lock()
+	for i := range out {
+		if u := c.p.ues[keys[i]]; u != nil {
+			for _, s := range []*secSet{u.cur, u.next, u.old} {
+				if s != nil {
+					out[i].Sets = append(out[i].Sets, s.info())
+				}
 			}
 		}
-		out = append(out, r)
 	}
+	c.p.mu.Unlock()
 	slices.SortFunc(out, func(a, b Registration) int {
 		if n := strings.Compare(a.IMPI, b.IMPI); n != 0 {
 			return n

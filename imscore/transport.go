@@ -113,6 +113,7 @@ func (c *Core) closeEndpoint(ep *endpoint) {
 // receive is the transport's handler: it finds the endpoint a request
 // arrived on and dispatches it.
 func (c *Core) receive(in *sipnet.Inbound) {
+	<-c.ready
 	ep := c.endpointOf(in)
 	if ep == nil {
 		c.log.Debug("request on a port being released", "port", in.Local.Port(), "from", in.Remote)
@@ -198,4 +199,45 @@ func removeHeader(msg sip.Message, name string) {
 			return
 		}
 	}
+}
+
+// acceptResponse is the Accept of the core's client transactions: the
+// P-CSCF's rule (pcscf.acceptResponse).
+func (c *Core) acceptResponse(in *sipnet.Inbound) bool { return c.p.acceptResponse(in) }
+
+// retransmission reports whether req repeats a request being or already
+// answered (its server transaction resends the final response, and the
+// transport counts it), so that it is not acted on again: one 401, one SA
+// set. It may send: call it without a role's lock.
+func (c *Core) retransmission(req *sip.Request) bool { return !c.tp.Begin(req) }
+
+// handleRequest admits a request according to the port it arrived on.
+func (c *Core) handleRequest(in inbound, req *sip.Request) {
+	if req.Via() == nil || req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
+		c.stats.malformed.Add(1)
+		c.log.Info("discarding request without Via, From, To, Call-ID or CSeq", "from", in.remote)
+		return
+	}
+	if req.IsAck() {
+		return // no INVITE transactions here
+	}
+	req.SetSource(in.remote.String())
+	req.SetTransport(in.transport)
+	if c.cfg.Faults.drop(string(req.Method)) {
+		c.log.Info("fault: dropping request", "method", req.Method, "from", in.remote)
+		return
+	}
+	switch in.ep.role {
+	case roleUnprotected:
+		c.p.onUnprotected(in, req)
+	case roleServer:
+		c.p.onProtected(in, req)
+	default:
+		c.discard(in, req, "request sent to port_pc")
+	}
+}
+
+func (c *Core) discard(in inbound, req *sip.Request, why string) {
+	c.stats.discarded.Add(1)
+	c.log.Info("discarding request", "method", req.Method, "from", in.remote, "transport", in.transport, "port", in.ep.addr.Port(), "reason", why)
 }

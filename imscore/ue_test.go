@@ -694,9 +694,9 @@ func (u *testUE) answer(r rx, req *sip.Request, code int) {
 }
 
 func (c *Core) liveSets() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.sets)
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return len(c.p.sets)
 }
 
 // hp formats the UE's address with port p for Via and Contact.

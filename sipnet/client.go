@@ -13,7 +13,7 @@ import (
 // ClientTx is one non-INVITE client transaction (RFC 3261 §17.1.2).
 type ClientTx struct {
 	t      *Transport
-	key    string
+	key    txKey
 	method string
 	accept func(*Inbound) bool
 	final  chan *Inbound // the first accepted final response
@@ -26,8 +26,12 @@ type ClientTx struct {
 	err    error         // why it ended early (Close)
 }
 
-func clientKey(branch string, method sip.RequestMethod) string {
-	return branch + " " + string(method)
+// txKey identifies a client transaction (RFC 3261 §17.1.3): the top Via's
+// branch and the CSeq method. A struct rather than a joined string, so that
+// matching a response builds nothing.
+type txKey struct {
+	branch string
+	method sip.RequestMethod
 }
 
 // Request runs one non-INVITE client transaction: it sends req along r and
@@ -77,7 +81,7 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 		return nil, &TransportError{Method: method, Err: err}
 	}
 	tx := &ClientTx{
-		t: t, key: clientKey(branch, req.Method), method: method, accept: r.Accept,
+		t: t, key: txKey{branch, req.Method}, method: method, accept: r.Accept,
 		final: make(chan *Inbound, 1), prov: make(chan struct{}, 1), conn: conn,
 		ended: make(chan struct{}),
 	}
@@ -200,7 +204,7 @@ func (t *Transport) matchResponse(in *Inbound, res *sip.Response) {
 	}
 	branch, _ := via.Params.Get("branch")
 	t.txMu.Lock()
-	tx := t.client[clientKey(branch, cseq.MethodName)]
+	tx := t.client[txKey{branch, cseq.MethodName}]
 	t.txMu.Unlock()
 	if tx == nil {
 		t.stats.stray.Add(1) // a retransmission after the transaction ended, or not ours

@@ -94,8 +94,8 @@ type Transport struct {
 	wg     sync.WaitGroup
 
 	txMu   sync.Mutex
-	client map[string]*ClientTx
-	server map[string]*serverTx
+	client map[txKey]*ClientTx
+	server map[serverKey]*serverTx
 	swept  time.Time
 
 	stats struct {
@@ -117,8 +117,8 @@ func New(cfg Config) *Transport {
 		udp:    map[netip.AddrPort]PacketConn{},
 		listen: map[netip.AddrPort]Listener{},
 		conns:  map[connKey]*Conn{},
-		client: map[string]*ClientTx{},
-		server: map[string]*serverTx{},
+		client: map[txKey]*ClientTx{},
+		server: map[serverKey]*serverTx{},
 	}
 	if t.net == nil {
 		t.net = Kernel{}

@@ -1,6 +1,7 @@
 package sipnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ type ClientTx struct {
 	final  chan *Inbound // the first accepted final response
 	prov   chan struct{} // a provisional response arrived
 	send   func() error  // (re)sends the request along its route
+	msg    *bytes.Buffer // the request as sent, from msgBufs; released by Wait
 	conn   *Conn         // nil over UDP: retransmit at T1, 2·T1, … T2
 	Route  string        // how the request left, for logs
 	once   sync.Once     // guards ended
@@ -62,15 +64,23 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 	}
 	branch, _ := via.Params.Get("branch")
 
-	data := []byte(req.String())
-	if r.Conn == nil && r.Network == "udp" && r.MaxUDP > 0 && len(data) > r.MaxUDP {
+	msg := marshal(req)
+	started := false
+	defer func() {
+		if !started {
+			putMsgBuf(msg)
+		}
+	}()
+	if r.Conn == nil && r.Network == "udp" && r.MaxUDP > 0 && msg.Len() > r.MaxUDP {
 		via.Transport = "TCP"
 		if c, err := t.Dial(ctx, r.From, r.To); err == nil {
-			r.Conn, data = c, []byte(req.String())
-			t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", len(data), "limit", r.MaxUDP)
+			r.Conn = c
+			msg.Reset()
+			req.StringWrite(msg)
+			t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", msg.Len(), "limit", r.MaxUDP)
 		} else {
 			via.Transport = "UDP"
-			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", len(data), "err", err)
+			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", msg.Len(), "err", err)
 		}
 	}
 	send, conn, err := t.sender(ctx, r)
@@ -83,8 +93,9 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 	tx := &ClientTx{
 		t: t, key: txKey{branch, req.Method}, method: method, accept: r.Accept,
 		final: make(chan *Inbound, 1), prov: make(chan struct{}, 1), conn: conn,
-		ended: make(chan struct{}),
+		ended: make(chan struct{}), msg: msg,
 	}
+	data := msg.Bytes()
 	tx.send = func() error { return send(data) }
 	if r.Gate != nil {
 		gate := r.Gate
@@ -105,6 +116,7 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 		tx.forget()
 		return nil, &TransportError{Method: method, Err: err}
 	}
+	started = true
 	return tx, nil
 }
 
@@ -132,9 +144,15 @@ func (tx *ClientTx) end(err error) {
 
 // Wait retransmits as the transport requires and returns the final
 // response, or an error: *TimeoutError after Timer F, *TransportError when
-// the connection broke first, ctx's error, or ErrClosed.
+// the connection broke first, ctx's error, or ErrClosed. It is called once:
+// the transaction ends with it.
 func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
-	defer tx.forget()
+	defer func() {
+		tx.forget()
+		// Nothing sends the request any more: its buffer can be reused.
+		putMsgBuf(tx.msg)
+		tx.msg = nil
+	}()
 	timers := tx.t.timers
 	timerF := time.NewTimer(timers.F())
 	defer timerF.Stop()

@@ -1,6 +1,7 @@
 package sipnet
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -105,7 +106,10 @@ func (t *Transport) Begin(req *sip.Request) bool {
 // Timer J, to answer retransmissions of req (see Begin). A request that
 // Begin did not see still gets its answer.
 func (t *Transport) Respond(req *sip.Request, res sip.Message, r Route) error {
-	data := []byte(res.String())
+	// Kept for Timer J: an exact copy, not the marshalling buffer.
+	msg := marshal(res)
+	data := bytes.Clone(msg.Bytes())
+	putMsgBuf(msg)
 	t.txMu.Lock()
 	t.server[serverKeyOf(req)] = &serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
 	t.txMu.Unlock()

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -16,16 +16,14 @@ type ClientTx struct {
 	t      *Transport
 	key    txKey
 	method string
-	accept func(*Inbound) bool
+	route  Route         // as resolved: Conn is set over TCP, nil over UDP
 	final  chan *Inbound // the first accepted final response
-	prov   chan struct{} // a provisional response arrived
-	send   func() error  // (re)sends the request along its route
-	msg    *bytes.Buffer // the request as sent, from msgBufs; released by Wait
-	conn   *Conn         // nil over UDP: retransmit at T1, 2·T1, … T2
-	Route  string        // how the request left, for logs
-	once   sync.Once     // guards ended
-	ended  chan struct{} // closed by end
-	err    error         // why it ended early (Close)
+	// proceeding is set by a provisional response: over UDP the next
+	// retransmission is then scheduled T2 away (RFC 3261 §17.1.2.2). Wait
+	// reads it only when it schedules one, so a flag does, not a channel.
+	proceeding atomic.Bool
+	msg        *bytes.Buffer // the request as sent, from msgBufs; released by Wait
+	Route      string        // how the request left, for logs
 }
 
 // txKey identifies a client transaction (RFC 3261 §17.1.3): the top Via's
@@ -83,7 +81,7 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", msg.Len(), "err", err)
 		}
 	}
-	send, conn, err := t.sender(ctx, r)
+	r, err := t.resolve(ctx, r)
 	if err != nil {
 		if errors.Is(err, ErrLocalAddress) {
 			return nil, fmt.Errorf("%s: %w", method, err)
@@ -91,15 +89,8 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 		return nil, &TransportError{Method: method, Err: err}
 	}
 	tx := &ClientTx{
-		t: t, key: txKey{branch, req.Method}, method: method, accept: r.Accept,
-		final: make(chan *Inbound, 1), prov: make(chan struct{}, 1), conn: conn,
-		ended: make(chan struct{}), msg: msg,
-	}
-	data := msg.Bytes()
-	tx.send = func() error { return send(data) }
-	if r.Gate != nil {
-		gate := r.Gate
-		tx.send = func() error { return gate(func() error { return send(data) }) }
+		t: t, key: txKey{branch, req.Method}, method: method, route: r,
+		final: make(chan *Inbound, 1), msg: msg,
 	}
 	t.txMu.Lock()
 	if t.closedTx() {
@@ -134,13 +125,24 @@ func (tx *ClientTx) forget() {
 	tx.t.txMu.Unlock()
 }
 
-// end stops the transaction early with err (the Transport closed).
-func (tx *ClientTx) end(err error) {
-	tx.once.Do(func() {
-		tx.err = err
-		close(tx.ended)
-	})
+// send sends the request along its route, through the route's Gate if any.
+func (tx *ClientTx) send() error {
+	if tx.route.Gate != nil {
+		return tx.route.Gate(tx.sendNow)
+	}
+	return tx.sendNow()
 }
+
+func (tx *ClientTx) sendNow() error {
+	if tx.msg == nil {
+		return errTxEnded
+	}
+	return tx.t.write(&tx.route, tx.msg.Bytes())
+}
+
+// errTxEnded: a send after Wait returned, when the request's buffer is
+// no longer the transaction's.
+var errTxEnded = errors.New("sipnet: transaction ended")
 
 // Wait retransmits as the transport requires and returns the final
 // response, or an error: *TimeoutError after Timer F, *TransportError when
@@ -156,38 +158,35 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 	timers := tx.t.timers
 	timerF := time.NewTimer(timers.F())
 	defer timerF.Stop()
-	if tx.conn == nil {
+	conn := tx.route.Conn
+	if conn == nil {
 		interval := timers.T1
 		rt := time.NewTimer(interval)
 		defer rt.Stop()
-		proceeding := false
 		for {
 			select {
 			case in := <-tx.final:
 				return in, nil
-			case <-tx.prov:
-				proceeding = true
 			case <-rt.C:
 				if err := tx.send(); err != nil {
 					tx.t.log.Debug("retransmission failed", "method", tx.method, "err", err)
 				}
-				interval = timers.next(interval, proceeding)
+				interval = timers.next(interval, tx.proceeding.Load())
 				rt.Reset(interval)
 			case <-timerF.C:
 				return nil, &TimeoutError{Method: tx.method, After: timers.F()}
-			case <-tx.ended:
-				return nil, fmt.Errorf("%s: %w", tx.method, tx.err)
+			case <-tx.t.closing:
+				return nil, fmt.Errorf("%s: %w", tx.method, ErrClosed)
 			case <-ctx.Done():
 				return nil, ctxError(ctx, tx.method)
 			}
 		}
 	}
-	connDone := tx.conn.Done()
+	connDone := conn.Done()
 	for {
 		select {
 		case in := <-tx.final:
 			return in, nil
-		case <-tx.prov:
 		case <-timerF.C:
 			return nil, &TimeoutError{Method: tx.method, After: timers.F()}
 		case <-connDone:
@@ -196,9 +195,9 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 				return in, nil
 			default:
 			}
-			return nil, &TransportError{Method: tx.method, Err: fmt.Errorf("connection %s -> %s closed before the final response", tx.conn.Local(), tx.conn.Remote())}
-		case <-tx.ended:
-			return nil, fmt.Errorf("%s: %w", tx.method, tx.err)
+			return nil, &TransportError{Method: tx.method, Err: fmt.Errorf("connection %s -> %s closed before the final response", conn.Local(), conn.Remote())}
+		case <-tx.t.closing:
+			return nil, fmt.Errorf("%s: %w", tx.method, ErrClosed)
 		case <-ctx.Done():
 			return nil, ctxError(ctx, tx.method)
 		}
@@ -228,17 +227,14 @@ func (t *Transport) matchResponse(in *Inbound, res *sip.Response) {
 		t.stats.stray.Add(1) // a retransmission after the transaction ended, or not ours
 		return
 	}
-	if tx.accept != nil && !tx.accept(in) {
+	if tx.route.Accept != nil && !tx.route.Accept(in) {
 		t.stats.unaccepted.Add(1)
 		t.log.Info("response refused by its transaction", "status", res.StatusCode, "method", tx.method,
 			"network", in.Network, "from", in.Remote, "to", in.Local)
 		return
 	}
 	if res.StatusCode < 200 {
-		select {
-		case tx.prov <- struct{}{}:
-		default:
-		}
+		tx.proceeding.Store(true)
 		return
 	}
 	select {

@@ -88,10 +88,12 @@ type Transport struct {
 
 	mu     sync.Mutex
 	closed bool
-	udp    map[netip.AddrPort]PacketConn
-	listen map[netip.AddrPort]Listener
-	conns  map[connKey]*Conn
-	wg     sync.WaitGroup
+	// closing is closed by Close: it ends every client transaction.
+	closing chan struct{}
+	udp     map[netip.AddrPort]PacketConn
+	listen  map[netip.AddrPort]Listener
+	conns   map[connKey]*Conn
+	wg      sync.WaitGroup
 
 	txMu   sync.Mutex
 	client map[txKey]*ClientTx
@@ -119,6 +121,8 @@ func New(cfg Config) *Transport {
 		conns:  map[connKey]*Conn{},
 		client: map[txKey]*ClientTx{},
 		server: map[serverKey]*serverTx{},
+
+		closing: make(chan struct{}),
 	}
 	if t.net == nil {
 		t.net = Kernel{}
@@ -270,6 +274,7 @@ func (t *Transport) Close() {
 		return
 	}
 	t.closed = true
+	close(t.closing)
 	for a, c := range t.udp {
 		c.Close()
 		delete(t.udp, a)
@@ -287,11 +292,6 @@ func (t *Transport) Close() {
 	for _, c := range victims {
 		c.Abort()
 	}
-	t.txMu.Lock()
-	for _, tx := range t.client {
-		tx.end(ErrClosed)
-	}
-	t.txMu.Unlock()
 	t.wg.Wait()
 }
 

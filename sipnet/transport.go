@@ -348,12 +348,15 @@ func (t *Transport) readUDP(c PacketConn, local netip.AddrPort) {
 		if len(bytes.Trim(buf[:n], "\r\n\x00")) == 0 {
 			continue // keep-alive (RFC 5626 §4.4.1 allows none over UDP but peers send CRLFs)
 		}
-		t.deliver(bytes.Clone(buf[:n]), "udp", local, from, nil)
+		t.deliver(buf[:n], "udp", local, from, nil)
 	}
 }
 
 // deliver traces one received message, parses it and hands it on: a
-// response to its client transaction, anything else to the Handler.
+// response to its client transaction, anything else to the Handler. It
+// only borrows data (a read buffer, reused once it returns): sipgo's
+// parser copies what the message keeps, and sinks must not retain
+// Packet.Data.
 func (t *Transport) deliver(data []byte, network string, local, remote netip.AddrPort, conn *Conn) {
 	at := time.Now()
 	t.emit(Packet{Time: at, Network: network, Local: local, Remote: remote, Data: data})

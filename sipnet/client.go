@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +76,9 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 			r.Conn = c
 			msg.Reset()
 			req.StringWrite(msg)
-			t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", msg.Len(), "limit", r.MaxUDP)
+			if t.log.Enabled(ctx, slog.LevelDebug) { // boxing the arguments allocates
+				t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", msg.Len(), "limit", r.MaxUDP)
+			}
 		} else {
 			via.Transport = "UDP"
 			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", msg.Len(), "err", err)

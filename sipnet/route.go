@@ -96,7 +96,8 @@ func (t *Transport) Send(ctx context.Context, r Route, data []byte) error {
 		return err
 	}
 	if r.Gate != nil {
-		return r.Gate(func() error { return t.write(&r, data) })
+		gated := r // only this copy escapes into the closure, not r on every call
+		return r.Gate(func() error { return t.write(&gated, data) })
 	}
 	return t.write(&r, data)
 }

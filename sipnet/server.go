@@ -110,8 +110,14 @@ func (t *Transport) Respond(req *sip.Request, res sip.Message, r Route) error {
 	msg := marshal(res)
 	data := bytes.Clone(msg.Bytes())
 	putMsgBuf(msg)
+	key, st := serverKeyOf(req), serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
 	t.txMu.Lock()
-	t.server[serverKeyOf(req)] = &serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
+	p := t.server[key] // the entry Begin made is filled in, not replaced
+	if p == nil {
+		p = new(serverTx)
+		t.server[key] = p
+	}
+	*p = st
 	t.txMu.Unlock()
 	return t.Send(context.Background(), r, data)
 }

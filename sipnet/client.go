@@ -159,25 +159,33 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 		tx.msg = nil
 	}()
 	timers := tx.t.timers
-	timerF := time.NewTimer(timers.F())
-	defer timerF.Stop()
 	conn := tx.route.Conn
 	if conn == nil {
+		// One timer serves retransmissions and Timer F alike, firing at
+		// whichever is due first: a time.Timer costs three allocations.
+		now := time.Now()
+		giveUp := now.Add(timers.F())
 		interval := timers.T1
-		rt := time.NewTimer(interval)
-		defer rt.Stop()
+		resend := now.Add(interval)
+		timer := time.NewTimer(interval)
+		defer timer.Stop()
 		for {
 			select {
 			case in := <-tx.final:
 				return in, nil
-			case <-rt.C:
-				if err := tx.send(); err != nil {
-					tx.t.log.Debug("retransmission failed", "method", tx.method, "err", err)
+			case <-timer.C:
+				now := time.Now()
+				if !now.Before(giveUp) {
+					return nil, &TimeoutError{Method: tx.method, After: timers.F()}
 				}
-				interval = timers.next(interval, tx.proceeding.Load())
-				rt.Reset(interval)
-			case <-timerF.C:
-				return nil, &TimeoutError{Method: tx.method, After: timers.F()}
+				if !now.Before(resend) {
+					if err := tx.send(); err != nil {
+						tx.t.log.Debug("retransmission failed", "method", tx.method, "err", err)
+					}
+					interval = timers.next(interval, tx.proceeding.Load())
+					resend = time.Now().Add(interval)
+				}
+				timer.Reset(time.Until(earliest(resend, giveUp)))
 			case <-tx.t.closing:
 				return nil, fmt.Errorf("%s: %w", tx.method, ErrClosed)
 			case <-ctx.Done():
@@ -185,6 +193,8 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 			}
 		}
 	}
+	timerF := time.NewTimer(timers.F())
+	defer timerF.Stop()
 	connDone := conn.Done()
 	for {
 		select {
@@ -205,6 +215,13 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 			return nil, ctxError(ctx, tx.method)
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func ctxError(ctx context.Context, method string) error {

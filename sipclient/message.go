@@ -59,16 +59,37 @@ func setHeader(m headerer, name, value string) {
 
 // headerValues returns the values of every header named name (any case),
 // in order, each as received (sipgo trims the whitespace around a value).
-func headerValues(m sip.Message, name string) []string {
-	hs := m.GetHeaders(name)
-	if len(hs) == 0 {
-		return nil
-	}
-	vs := make([]string, 0, len(hs))
-	for _, h := range hs {
-		vs = append(vs, h.Value())
+// It walks the headers itself: sipgo's GetHeaders lowercases the name of
+// every header in the message, an allocation each, on every call.
+func headerValues(m headerer, name string) []string {
+	var vs []string
+	for _, h := range m.Headers() {
+		if headerNameIs(h.Name(), name) {
+			vs = append(vs, h.Value())
+		}
 	}
 	return vs
+}
+
+// headerNameIs compares two header names as sipgo's GetHeaders does:
+// ASCII letters in any case (names are tokens, RFC 3261 §25.1).
+func headerNameIs(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // splitList splits header values that hold comma-separated lists of
@@ -132,12 +153,6 @@ func paramOf(ps sip.HeaderParams, name string) (string, bool) {
 // expires parameter of the UE's own binding in the 200's Contact (RFC 3261
 // §10.3 step 8), else the Expires header, else what was asked.
 func grantedExpires(res *sip.Response, ip netip.Addr, port uint16, asked time.Duration) time.Duration {
-	var contacts []*sip.ContactHeader
-	for _, h := range res.GetHeaders("Contact") {
-		if ch, ok := h.(*sip.ContactHeader); ok {
-			contacts = append(contacts, ch)
-		}
-	}
 	pick := func(ch *sip.ContactHeader) (time.Duration, bool) {
 		v, ok := paramOf(ch.Params, "expires")
 		if !ok {
@@ -149,7 +164,17 @@ func grantedExpires(res *sip.Response, ip netip.Addr, port uint16, asked time.Du
 		}
 		return time.Duration(n) * time.Second, true
 	}
-	for _, ch := range contacts {
+	// The Contacts are walked in place (see headerValues for why not
+	// GetHeaders): the UE's own binding first, else the only one.
+	var only *sip.ContactHeader
+	contacts := 0
+	for _, h := range res.Headers() {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		contacts++
+		only = ch
 		a, err := netip.ParseAddr(strings.Trim(ch.Address.Host, "[]"))
 		if err == nil && a.Unmap() == ip && ch.Address.Port == int(port) {
 			if d, ok := pick(ch); ok {
@@ -157,8 +182,8 @@ func grantedExpires(res *sip.Response, ip netip.Addr, port uint16, asked time.Du
 			}
 		}
 	}
-	if len(contacts) == 1 {
-		if d, ok := pick(contacts[0]); ok {
+	if contacts == 1 {
+		if d, ok := pick(only); ok {
 			return d
 		}
 	}

@@ -75,6 +75,7 @@ func TestGrantedExpires(t *testing.T) {
 		{"Expires header only", "Expires: 600\n", 600 * time.Second},
 		{"contact without expires", "Contact: <sip:u@192.0.2.1:5062>\nExpires: 300\n", 300 * time.Second},
 		{"quoted expires", "Contact: <sip:u@192.0.2.1:5062>;EXPIRES=\"60\"\n", 60 * time.Second},
+		{"compact form", "m: <sip:u@192.0.2.1:5062>;expires=77\n", 77 * time.Second},
 		{"nothing: as asked", "", 42 * time.Second},
 		{"garbage Expires: as asked", "Expires: soon\n", 42 * time.Second},
 	}

@@ -201,3 +201,24 @@ func TestReadChallenge(t *testing.T) {
 		})
 	}
 }
+
+// noBody appends Content-Length: 0 without sipgo's lookup; the result is
+// SetBody(nil)'s, with or without Config.Headers (which may carry a
+// Content-Length of their own).
+func TestNoBodyAsSetBody(t *testing.T) {
+	for _, extra := range [][][2]string{nil, {{"X-Lab", "1"}}, {{"content-length", "5"}}, {{"l", "0"}}} {
+		c := &Client{s: &settings{extra: extra}}
+		build := func() *sip.Request {
+			req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "ims.example"})
+			req.AppendHeader(sip.NewHeader("Expires", "600"))
+			c.addHeaders(req)
+			return req
+		}
+		got, want := build(), build()
+		c.noBody(got)
+		want.SetBody(nil)
+		if got.String() != want.String() || *got.ContentLength() != *want.ContentLength() {
+			t.Errorf("headers %q:\n%s\nwant\n%s", extra, got, want)
+		}
+	}
+}

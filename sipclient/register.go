@@ -414,8 +414,21 @@ func (c *Client) buildRegister(expires time.Duration, authz, client string, veri
 	req.AppendHeader(sip.NewHeader("Supported", "path"))
 	req.AppendHeader(sip.NewHeader("User-Agent", c.s.userAgent))
 	c.addHeaders(req)
-	req.SetBody(nil)
+	c.noBody(req)
 	return req
+}
+
+// noBody gives a request built here its Content-Length: 0. sipgo's
+// SetBody(nil) first looks for one to replace, lowercasing every header's
+// name on the way (an allocation each); only Config.Headers can have added
+// one, so without them it is appended directly.
+func (c *Client) noBody(req *sip.Request) {
+	if len(c.s.extra) > 0 {
+		req.SetBody(nil)
+		return
+	}
+	cl := sip.ContentLengthHeader(0)
+	req.AppendHeader(&cl)
 }
 
 // addHeaders applies Config.Headers: each replaces the UE's header of the

@@ -106,7 +106,7 @@ func (c *Client) initialAuthorization() string {
 func (c *Client) authorization(ch *challenge, password []byte, auts *isim.AUTS) (string, error) {
 	cr := digest.Credentials{Username: c.id.IMPI, Password: password, Method: string(sip.REGISTER), URI: c.regURI}
 	if ch.qop != "" {
-		cr.QOP, cr.NC, cr.CNonce = ch.qop, 1, randHex(8)
+		cr.QOP, cr.NC, cr.CNonce = ch.qop, 1, randHex("", 8)
 	}
 	a, err := ch.Answer(cr)
 	if err != nil {

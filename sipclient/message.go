@@ -14,15 +14,19 @@ import (
 
 // Helpers to build and read SIP messages with sipgo's types.
 
-func randHex(n int) string {
-	b := make([]byte, n)
+// randHex is n random bytes in hex after prefix. The bytes and the text
+// are built on the stack (n ≤ 16): the string is the one allocation.
+func randHex(prefix string, n int) string {
+	var raw [16]byte
+	var text [64]byte
+	b := raw[:n]
 	rand.Read(b) // never fails (crypto/rand, Go ≥ 1.24)
-	return hex.EncodeToString(b)
+	return string(hex.AppendEncode(append(text[:0], prefix...), b))
 }
 
-func newBranch() string { return sip.RFC3261BranchMagicCookie + randHex(10) }
-func newTag() string    { return randHex(6) }
-func newCallID() string { return randHex(12) }
+func newBranch() string { return randHex(sip.RFC3261BranchMagicCookie, 10) }
+func newTag() string    { return randHex("", 6) }
+func newCallID() string { return randHex("", 12) }
 
 // headerer is what *sip.Request and *sip.Response share for header edits.
 type headerer interface {

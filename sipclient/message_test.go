@@ -222,3 +222,24 @@ func TestNoBodyAsSetBody(t *testing.T) {
 		}
 	}
 }
+
+// Branches carry RFC 3261's magic cookie; branches, tags, Call-IDs and
+// cnonces are fresh random hex of their lengths.
+func TestRandomTokens(t *testing.T) {
+	for _, tt := range []struct {
+		gen    func() string
+		prefix string
+		hex    int
+	}{
+		{newBranch, sip.RFC3261BranchMagicCookie, 20},
+		{newTag, "", 12},
+		{newCallID, "", 24},
+		{func() string { return randHex("", 8) }, "", 16},
+	} {
+		a, b := tt.gen(), tt.gen()
+		rest, ok := strings.CutPrefix(a, tt.prefix)
+		if !ok || len(rest) != tt.hex || strings.Trim(rest, "0123456789abcdef") != "" || a == b {
+			t.Errorf("got %q and %q; want %q and %d hex digits, differing", a, b, tt.prefix, tt.hex)
+		}
+	}
+}

@@ -371,11 +371,23 @@ func (c *Client) contactURI() sip.Uri {
 // and TCP alike (TS 24.229 §5.1.1.2.1), and a new branch.
 func (c *Client) via(network string) *sip.ViaHeader {
 	v := &sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(network),
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: viaTransport(network),
 		Host: c.local.String(), Port: int(c.portUS), Params: sip.NewParams(),
 	}
 	v.Params.Add("branch", newBranch())
 	return v
+}
+
+// viaTransport is the Via transport token of network; the constants save
+// strings.ToUpper's copy on every request.
+func viaTransport(network string) string {
+	switch network {
+	case "udp":
+		return "UDP"
+	case "tcp":
+		return "TCP"
+	}
+	return strings.ToUpper(network)
 }
 
 // buildRegister builds a REGISTER of the current registration (same

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -325,10 +326,14 @@ func (c *Client) registered(res *sip.Response, asked time.Duration, tm Timings) 
 	}
 	c.reg = reg
 	c.refreshAt = now.Add(refreshDelay(reg.Expires))
-	if asked == 0 {
-		c.s.log.Info("de-registered", "impu", reg.IMPU)
-	} else {
-		c.s.log.Info("registered", "impu", reg.IMPU, "expires", reg.Expires, "refresh_in", refreshDelay(reg.Expires))
+	// Checked first: the attributes are boxed (allocated) even when the
+	// handler discards them, as Config.Logger nil does.
+	if c.s.log.Enabled(context.Background(), slog.LevelInfo) {
+		if asked == 0 {
+			c.s.log.Info("de-registered", "impu", reg.IMPU)
+		} else {
+			c.s.log.Info("registered", "impu", reg.IMPU, "expires", reg.Expires, "refresh_in", refreshDelay(reg.Expires))
+		}
 	}
 	r := *reg
 	return &r

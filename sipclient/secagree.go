@@ -3,6 +3,7 @@ package sipclient
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -122,9 +123,11 @@ func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify [
 	c.mu.Lock()
 	c.installed[set.ID] = set
 	c.mu.Unlock()
-	c.s.log.Info("SA set installed", "set", set.ID, "alg", m.Alg, "ealg", m.EAlg,
-		"spi_uc", o.params.SPIc, "spi_us", o.params.SPIs, "spi_pc", pc.SPIc, "spi_ps", pc.SPIs,
-		"port_uc", o.params.PortC, "port_us", o.params.PortS, "port_pc", pc.PortC, "port_ps", pc.PortS)
+	if c.s.log.Enabled(ctx, slog.LevelInfo) { // twelve boxed attributes, logged or not
+		c.s.log.Info("SA set installed", "set", set.ID, "alg", m.Alg, "ealg", m.EAlg,
+			"spi_uc", o.params.SPIc, "spi_us", o.params.SPIs, "spi_pc", pc.SPIc, "spi_ps", pc.SPIs,
+			"port_uc", o.params.PortC, "port_us", o.params.PortS, "port_pc", pc.PortC, "port_ps", pc.PortS)
+	}
 	return &saState{set: set, mech: m, ue: o.params, pcscf: pc, verify: verify, at: time.Now()}, nil
 }
 

@@ -17,8 +17,12 @@ type ClientTx struct {
 	t      *Transport
 	key    txKey
 	method string
-	route  Route         // as resolved: Conn is set over TCP, nil over UDP
-	final  chan *Inbound // the first accepted final response
+	route  Route // as resolved: Conn is set over TCP, nil over UDP
+	// response is the first accepted final response; final is closed once
+	// it is set. (A chan *Inbound would be two allocations: the channel and
+	// its buffer.)
+	response atomic.Pointer[Inbound]
+	final    chan struct{}
 	// proceeding is set by a provisional response: over UDP the next
 	// retransmission is then scheduled T2 away (RFC 3261 §17.1.2.2). Wait
 	// reads it only when it schedules one, so a flag does, not a channel.
@@ -93,7 +97,7 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 	}
 	tx := &ClientTx{
 		t: t, key: txKey{branch, req.Method}, method: method, route: r,
-		final: make(chan *Inbound, 1), msg: msg,
+		final: make(chan struct{}), msg: msg,
 	}
 	t.txMu.Lock()
 	if t.closedTx() {
@@ -171,8 +175,8 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 		defer timer.Stop()
 		for {
 			select {
-			case in := <-tx.final:
-				return in, nil
+			case <-tx.final:
+				return tx.response.Load(), nil
 			case <-timer.C:
 				now := time.Now()
 				if !now.Before(giveUp) {
@@ -198,14 +202,14 @@ func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
 	connDone := conn.Done()
 	for {
 		select {
-		case in := <-tx.final:
-			return in, nil
+		case <-tx.final:
+			return tx.response.Load(), nil
 		case <-timerF.C:
 			return nil, &TimeoutError{Method: tx.method, After: timers.F()}
 		case <-connDone:
 			select {
-			case in := <-tx.final:
-				return in, nil
+			case <-tx.final:
+				return tx.response.Load(), nil
 			default:
 			}
 			return nil, &TransportError{Method: tx.method, Err: fmt.Errorf("connection %s -> %s closed before the final response", conn.Local(), conn.Remote())}
@@ -257,9 +261,9 @@ func (t *Transport) matchResponse(in *Inbound, res *sip.Response) {
 		tx.proceeding.Store(true)
 		return
 	}
-	select {
-	case tx.final <- in:
-	default:
+	if tx.response.CompareAndSwap(nil, in) {
+		close(tx.final)
+	} else {
 		t.stats.stray.Add(1) // retransmitted final response, absorbed
 	}
 }

@@ -304,14 +304,19 @@ func (t *Transport) SendUDP(from, dst netip.AddrPort, data []byte) error {
 	if c == nil {
 		return fmt.Errorf("send UDP from %s: socket not open", from)
 	}
-	local := from
-	if local.Addr().IsUnspecified() {
-		if a, ok := t.net.LocalFor(dst.Addr()); ok {
-			local = netip.AddrPortFrom(a, from.Port())
-		}
-	}
 	// Traced before the write, so that the answer is never traced first.
-	t.emit(Packet{Time: time.Now(), Sent: true, Network: "udp", Local: local, Remote: dst, Data: data})
+	// The source address of a socket bound to an unspecified IP is looked
+	// up (a route lookup: a socket and some ten allocations) only for the
+	// sinks that show it.
+	if len(t.sinks) > 0 {
+		local := from
+		if local.Addr().IsUnspecified() {
+			if a, ok := t.net.LocalFor(dst.Addr()); ok {
+				local = netip.AddrPortFrom(a, from.Port())
+			}
+		}
+		t.emit(Packet{Time: time.Now(), Sent: true, Network: "udp", Local: local, Remote: dst, Data: data})
+	}
 	if _, err := c.WriteTo(data, dst); err != nil {
 		return fmt.Errorf("send UDP %s -> %s: %w", from, dst, err)
 	}

@@ -125,7 +125,7 @@ func (c *Client) reuseAuthorization() string {
 	d.nc++
 	cr := digest.Credentials{Username: c.id.IMPI, Password: d.password, Method: string(sip.REGISTER), URI: c.regURI}
 	if d.ch.qop != "" {
-		cr.QOP, cr.NC, cr.CNonce = d.ch.qop, d.nc, randHex(8)
+		cr.QOP, cr.NC, cr.CNonce = d.ch.qop, d.nc, randHex("", 8)
 	}
 	a, err := d.ch.Answer(cr)
 	if err != nil { // the challenge was answered once already: cannot fail
@@ -142,7 +142,7 @@ func (c *Client) reuseAuthorization() string {
 func (c *Client) authorization(ch *challenge, password []byte, auts *isim.AUTS) (string, error) {
 	cr := digest.Credentials{Username: c.id.IMPI, Password: password, Method: string(sip.REGISTER), URI: c.regURI}
 	if ch.qop != "" {
-		cr.QOP, cr.NC, cr.CNonce = ch.qop, 1, randHex(8)
+		cr.QOP, cr.NC, cr.CNonce = ch.qop, 1, randHex("", 8)
 	}
 	a, err := ch.Answer(cr)
 	if err != nil {

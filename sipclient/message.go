@@ -17,15 +17,19 @@ import (
 
 // Helpers to build and read SIP messages with sipgo's types.
 
-func randHex(n int) string {
-	b := make([]byte, n)
+// randHex is n random bytes in hex after prefix. The bytes and the text
+// are built on the stack (n ≤ 16): the string is the one allocation.
+func randHex(prefix string, n int) string {
+	var raw [16]byte
+	var text [64]byte
+	b := raw[:n]
 	rand.Read(b) // never fails (crypto/rand, Go ≥ 1.24)
-	return hex.EncodeToString(b)
+	return string(hex.AppendEncode(append(text[:0], prefix...), b))
 }
 
-func newBranch() string { return sip.RFC3261BranchMagicCookie + randHex(10) }
-func newTag() string    { return randHex(6) }
-func newCallID() string { return randHex(12) }
+func newBranch() string { return randHex(sip.RFC3261BranchMagicCookie, 10) }
+func newTag() string    { return randHex("", 6) }
+func newCallID() string { return randHex("", 12) }
 
 // headerer is what *sip.Request and *sip.Response share for header edits.
 type headerer interface {
@@ -62,16 +66,37 @@ func setHeader(m headerer, name, value string) {
 
 // headerValues returns the values of every header named name (any case),
 // in order, each as received (sipgo trims the whitespace around a value).
-func headerValues(m sip.Message, name string) []string {
-	hs := m.GetHeaders(name)
-	if len(hs) == 0 {
-		return nil
-	}
-	vs := make([]string, 0, len(hs))
-	for _, h := range hs {
-		vs = append(vs, h.Value())
+// It walks the headers itself: sipgo's GetHeaders lowercases the name of
+// every header in the message, an allocation each, on every call.
+func headerValues(m headerer, name string) []string {
+	var vs []string
+	for _, h := range m.Headers() {
+		if headerNameIs(h.Name(), name) {
+			vs = append(vs, h.Value())
+		}
 	}
 	return vs
+}
+
+// headerNameIs compares two header names as sipgo's GetHeaders does:
+// ASCII letters in any case (names are tokens, RFC 3261 §25.1).
+func headerNameIs(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // splitList splits header values that hold comma-separated lists of
@@ -155,9 +180,10 @@ func ownBinding(res *sip.Response, ip netip.Addr, port uint16, asked time.Durati
 }
 
 // ownContact is the Contact of a 200 OK that is the UE's binding (its
-// address and port), or nil.
+// address and port), or nil. The Contacts (also in compact form, m:) are
+// walked in place: see headerValues for why not GetHeaders.
 func ownContact(res *sip.Response, ip netip.Addr, port uint16) *sip.ContactHeader {
-	for _, h := range res.GetHeaders("Contact") {
+	for _, h := range res.Headers() {
 		ch, ok := h.(*sip.ContactHeader)
 		if !ok {
 			continue

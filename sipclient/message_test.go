@@ -83,6 +83,7 @@ func TestOwnBinding(t *testing.T) {
 		{"other port", "Contact: <sip:u@192.0.2.1:5063>;expires=1200\n", 0, false},
 		{"Expires header only", "Expires: 600\n", 0, false},
 		{"nothing", "", 0, false},
+		{"compact form", "m: <sip:u@192.0.2.1:5062>;expires=77\n", 77 * time.Second, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,5 +250,47 @@ func TestRejectionRetry(t *testing.T) {
 	r420other := statusError("REGISTER", parseResponse(t, "SIP/2.0 420 Bad Extension\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:a@x>\nCall-ID: c\nCSeq: 1 REGISTER\nUnsupported: foo\nContent-Length: 0\n\n"))
 	if !errors.Is(r494, ErrSecAgreeRefused) || !errors.Is(r420, ErrSecAgreeRefused) || errors.Is(r420other, ErrSecAgreeRefused) {
 		t.Errorf("494: %v; 420 sec-agree: %v; 420 other: %v", r494, r420, r420other)
+	}
+}
+
+// noBody appends Content-Length: 0 without sipgo's lookup; the result is
+// SetBody(nil)'s, with or without Config.Headers (which may carry a
+// Content-Length of their own).
+func TestNoBodyAsSetBody(t *testing.T) {
+	for _, extra := range [][][2]string{nil, {{"X-Lab", "1"}}, {{"content-length", "5"}}, {{"l", "0"}}} {
+		c := &Client{s: &settings{extra: extra}}
+		build := func() *sip.Request {
+			req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "ims.example"})
+			req.AppendHeader(sip.NewHeader("Expires", "600"))
+			c.addHeaders(req)
+			return req
+		}
+		got, want := build(), build()
+		c.noBody(got)
+		want.SetBody(nil)
+		if got.String() != want.String() || *got.ContentLength() != *want.ContentLength() {
+			t.Errorf("headers %q:\n%s\nwant\n%s", extra, got, want)
+		}
+	}
+}
+
+// Branches carry RFC 3261's magic cookie; branches, tags, Call-IDs and
+// cnonces are fresh random hex of their lengths.
+func TestRandomTokens(t *testing.T) {
+	for _, tt := range []struct {
+		gen    func() string
+		prefix string
+		hex    int
+	}{
+		{newBranch, sip.RFC3261BranchMagicCookie, 20},
+		{newTag, "", 12},
+		{newCallID, "", 24},
+		{func() string { return randHex("", 8) }, "", 16},
+	} {
+		a, b := tt.gen(), tt.gen()
+		rest, ok := strings.CutPrefix(a, tt.prefix)
+		if !ok || len(rest) != tt.hex || strings.Trim(rest, "0123456789abcdef") != "" || a == b {
+			t.Errorf("got %q and %q; want %q and %d hex digits, differing", a, b, tt.prefix, tt.hex)
+		}
 	}
 }

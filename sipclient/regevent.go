@@ -165,7 +165,7 @@ func (c *Client) buildSubscribe(s *subscription, network string) *sip.Request {
 	req.AppendHeader(sip.NewHeader("Expires", seconds(subscriptionExpires)))
 	req.AppendHeader(sip.NewHeader("User-Agent", c.s.userAgent))
 	c.addHeaders(req)
-	req.SetBody(nil)
+	c.noBody(req)
 	return req
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -408,10 +409,14 @@ func (c *Client) registered(res *sip.Response, asked, granted time.Duration, tm 
 	}
 	c.reg = reg
 	c.refreshAt = now.Add(refreshDelay(reg.Expires, c.s.minRefresh))
-	if asked == 0 {
-		c.s.log.Info("de-registered", "impu", reg.IMPU)
-	} else {
-		c.s.log.Info("registered", "impu", reg.IMPU, "expires", reg.Expires, "refresh_in", refreshDelay(reg.Expires, c.s.minRefresh))
+	// Checked first: the attributes are boxed (allocated) even when the
+	// handler discards them, as Config.Logger nil does.
+	if c.s.log.Enabled(context.Background(), slog.LevelInfo) {
+		if asked == 0 {
+			c.s.log.Info("de-registered", "impu", reg.IMPU)
+		} else {
+			c.s.log.Info("registered", "impu", reg.IMPU, "expires", reg.Expires, "refresh_in", refreshDelay(reg.Expires, c.s.minRefresh))
+		}
 	}
 	r := *reg
 	return &r
@@ -454,11 +459,23 @@ func (c *Client) contactURI() sip.Uri {
 // and TCP alike (TS 24.229 §5.1.1.2.1), and a new branch.
 func (c *Client) via(network string) *sip.ViaHeader {
 	v := &sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(network),
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: viaTransport(network),
 		Host: c.local.String(), Port: int(c.portUS), Params: sip.NewParams(),
 	}
 	v.Params.Add("branch", newBranch())
 	return v
+}
+
+// viaTransport is the Via transport token of network; the constants save
+// strings.ToUpper's copy on every request.
+func viaTransport(network string) string {
+	switch network {
+	case "udp":
+		return "UDP"
+	case "tcp":
+		return "TCP"
+	}
+	return strings.ToUpper(network)
 }
 
 // buildRegister builds a REGISTER of the current registration (same
@@ -498,7 +515,7 @@ func (c *Client) buildRegister(expires time.Duration, authz, client string, veri
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", c.s.userAgent))
 	c.addHeaders(req)
-	req.SetBody(nil)
+	c.noBody(req)
 	return req
 }
 
@@ -527,6 +544,19 @@ func (c *Client) contact(expires time.Duration) *sip.ContactHeader {
 		h.Params.Add("+g.3gpp.smsip", "")
 	}
 	return h
+}
+
+// noBody gives a request built here its Content-Length: 0. sipgo's
+// SetBody(nil) first looks for one to replace, lowercasing every header's
+// name on the way (an allocation each); only Config.Headers can have added
+// one, so without them it is appended directly.
+func (c *Client) noBody(req *sip.Request) {
+	if len(c.s.extra) > 0 {
+		req.SetBody(nil)
+		return
+	}
+	cl := sip.ContentLengthHeader(0)
+	req.AppendHeader(&cl)
 }
 
 // addHeaders applies Config.Headers: each replaces the UE's header of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -123,9 +124,11 @@ func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify [
 		c.applyLogged(ctx, c.sets.Abort(time.Now()))
 		return nil, err
 	}
-	c.s.log.Info("SA set installed", "set", set.ID, "alg", m.Alg, "ealg", m.EAlg,
-		"spi_uc", o.params.SPIc, "spi_us", o.params.SPIs, "spi_pc", pc.SPIc, "spi_ps", pc.SPIs,
-		"port_uc", o.params.PortC, "port_us", o.params.PortS, "port_pc", pc.PortC, "port_ps", pc.PortS)
+	if c.s.log.Enabled(ctx, slog.LevelInfo) { // twelve boxed attributes, logged or not
+		c.s.log.Info("SA set installed", "set", set.ID, "alg", m.Alg, "ealg", m.EAlg,
+			"spi_uc", o.params.SPIc, "spi_us", o.params.SPIs, "spi_pc", pc.SPIc, "spi_ps", pc.SPIs,
+			"port_uc", o.params.PortC, "port_us", o.params.PortS, "port_pc", pc.PortC, "port_ps", pc.PortS)
+	}
 	return s, nil
 }
 

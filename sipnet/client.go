@@ -1,10 +1,12 @@
 package sipnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -13,21 +15,28 @@ import (
 // ClientTx is one non-INVITE client transaction (RFC 3261 §17.1.2).
 type ClientTx struct {
 	t      *Transport
-	key    string
+	key    txKey
 	method string
-	accept func(*Inbound) bool
-	final  chan *Inbound // the first accepted final response
-	prov   chan struct{} // a provisional response arrived
-	send   func() error  // (re)sends the request along its route
-	conn   *Conn         // nil over UDP: retransmit at T1, 2·T1, … T2
-	Route  string        // how the request left, for logs
-	once   sync.Once     // guards ended
-	ended  chan struct{} // closed by end
-	err    error         // why it ended early (Close)
+	route  Route // as resolved: Conn is set over TCP, nil over UDP
+	// response is the first accepted final response; final is closed once
+	// it is set. (A chan *Inbound would be two allocations: the channel and
+	// its buffer.)
+	response atomic.Pointer[Inbound]
+	final    chan struct{}
+	// proceeding is set by a provisional response: over UDP the next
+	// retransmission is then scheduled T2 away (RFC 3261 §17.1.2.2). Wait
+	// reads it only when it schedules one, so a flag does, not a channel.
+	proceeding atomic.Bool
+	msg        *bytes.Buffer // the request as sent, from msgBufs; released by Wait
+	Route      string        // how the request left, for logs
 }
 
-func clientKey(branch string, method sip.RequestMethod) string {
-	return branch + " " + string(method)
+// txKey identifies a client transaction (RFC 3261 §17.1.3): the top Via's
+// branch and the CSeq method. A struct rather than a joined string, so that
+// matching a response builds nothing.
+type txKey struct {
+	branch string
+	method sip.RequestMethod
 }
 
 // Request runs one non-INVITE client transaction: it sends req along r and
@@ -58,18 +67,28 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 	}
 	branch, _ := via.Params.Get("branch")
 
-	data := []byte(req.String())
-	if r.Conn == nil && r.Network == "udp" && r.MaxUDP > 0 && len(data) > r.MaxUDP {
+	msg := marshal(req)
+	started := false
+	defer func() {
+		if !started {
+			putMsgBuf(msg)
+		}
+	}()
+	if r.Conn == nil && r.Network == "udp" && r.MaxUDP > 0 && msg.Len() > r.MaxUDP {
 		via.Transport = "TCP"
 		if c, err := t.Dial(ctx, r.From, r.To); err == nil {
-			r.Conn, data = c, []byte(req.String())
-			t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", len(data), "limit", r.MaxUDP)
+			r.Conn = c
+			msg.Reset()
+			req.StringWrite(msg)
+			if t.log.Enabled(ctx, slog.LevelDebug) { // boxing the arguments allocates
+				t.log.Debug("request over the UDP size limit: sent over TCP", "method", method, "bytes", msg.Len(), "limit", r.MaxUDP)
+			}
 		} else {
 			via.Transport = "UDP"
-			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", len(data), "err", err)
+			t.log.Info("request over the UDP size limit, TCP refused: sent over UDP", "method", method, "bytes", msg.Len(), "err", err)
 		}
 	}
-	send, conn, err := t.sender(ctx, r)
+	r, err := t.resolve(ctx, r)
 	if err != nil {
 		if errors.Is(err, ErrLocalAddress) {
 			return nil, fmt.Errorf("%s: %w", method, err)
@@ -77,14 +96,8 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 		return nil, &TransportError{Method: method, Err: err}
 	}
 	tx := &ClientTx{
-		t: t, key: clientKey(branch, req.Method), method: method, accept: r.Accept,
-		final: make(chan *Inbound, 1), prov: make(chan struct{}, 1), conn: conn,
-		ended: make(chan struct{}),
-	}
-	tx.send = func() error { return send(data) }
-	if r.Gate != nil {
-		gate := r.Gate
-		tx.send = func() error { return gate(func() error { return send(data) }) }
+		t: t, key: txKey{branch, req.Method}, method: method, route: r,
+		final: make(chan struct{}), msg: msg,
 	}
 	t.txMu.Lock()
 	if t.closedTx() {
@@ -101,6 +114,7 @@ func (t *Transport) Start(ctx context.Context, req *sip.Request, r Route) (*Clie
 		tx.forget()
 		return nil, &TransportError{Method: method, Err: err}
 	}
+	started = true
 	return tx, nil
 }
 
@@ -118,69 +132,100 @@ func (tx *ClientTx) forget() {
 	tx.t.txMu.Unlock()
 }
 
-// end stops the transaction early with err (the Transport closed).
-func (tx *ClientTx) end(err error) {
-	tx.once.Do(func() {
-		tx.err = err
-		close(tx.ended)
-	})
+// send sends the request along its route, through the route's Gate if any.
+func (tx *ClientTx) send() error {
+	if tx.route.Gate != nil {
+		return tx.route.Gate(tx.sendNow)
+	}
+	return tx.sendNow()
 }
+
+func (tx *ClientTx) sendNow() error {
+	if tx.msg == nil {
+		return errTxEnded
+	}
+	return tx.t.write(&tx.route, tx.msg.Bytes())
+}
+
+// errTxEnded: a send after Wait returned, when the request's buffer is
+// no longer the transaction's.
+var errTxEnded = errors.New("sipnet: transaction ended")
 
 // Wait retransmits as the transport requires and returns the final
 // response, or an error: *TimeoutError after Timer F, *TransportError when
-// the connection broke first, ctx's error, or ErrClosed.
+// the connection broke first, ctx's error, or ErrClosed. It is called once:
+// the transaction ends with it.
 func (tx *ClientTx) Wait(ctx context.Context) (*Inbound, error) {
-	defer tx.forget()
+	defer func() {
+		tx.forget()
+		// Nothing sends the request any more: its buffer can be reused.
+		putMsgBuf(tx.msg)
+		tx.msg = nil
+	}()
 	timers := tx.t.timers
-	timerF := time.NewTimer(timers.F())
-	defer timerF.Stop()
-	if tx.conn == nil {
+	conn := tx.route.Conn
+	if conn == nil {
+		// One timer serves retransmissions and Timer F alike, firing at
+		// whichever is due first: a time.Timer costs three allocations.
+		now := time.Now()
+		giveUp := now.Add(timers.F())
 		interval := timers.T1
-		rt := time.NewTimer(interval)
-		defer rt.Stop()
-		proceeding := false
+		resend := now.Add(interval)
+		timer := time.NewTimer(interval)
+		defer timer.Stop()
 		for {
 			select {
-			case in := <-tx.final:
-				return in, nil
-			case <-tx.prov:
-				proceeding = true
-			case <-rt.C:
-				if err := tx.send(); err != nil {
-					tx.t.log.Debug("retransmission failed", "method", tx.method, "err", err)
+			case <-tx.final:
+				return tx.response.Load(), nil
+			case <-timer.C:
+				now := time.Now()
+				if !now.Before(giveUp) {
+					return nil, &TimeoutError{Method: tx.method, After: timers.F()}
 				}
-				interval = timers.next(interval, proceeding)
-				rt.Reset(interval)
-			case <-timerF.C:
-				return nil, &TimeoutError{Method: tx.method, After: timers.F()}
-			case <-tx.ended:
-				return nil, fmt.Errorf("%s: %w", tx.method, tx.err)
+				if !now.Before(resend) {
+					if err := tx.send(); err != nil {
+						tx.t.log.Debug("retransmission failed", "method", tx.method, "err", err)
+					}
+					interval = timers.next(interval, tx.proceeding.Load())
+					resend = time.Now().Add(interval)
+				}
+				timer.Reset(time.Until(earliest(resend, giveUp)))
+			case <-tx.t.closing:
+				return nil, fmt.Errorf("%s: %w", tx.method, ErrClosed)
 			case <-ctx.Done():
 				return nil, ctxError(ctx, tx.method)
 			}
 		}
 	}
-	connDone := tx.conn.Done()
+	timerF := time.NewTimer(timers.F())
+	defer timerF.Stop()
+	connDone := conn.Done()
 	for {
 		select {
-		case in := <-tx.final:
-			return in, nil
-		case <-tx.prov:
+		case <-tx.final:
+			return tx.response.Load(), nil
 		case <-timerF.C:
 			return nil, &TimeoutError{Method: tx.method, After: timers.F()}
 		case <-connDone:
 			select {
-			case in := <-tx.final:
-				return in, nil
+			case <-tx.final:
+				return tx.response.Load(), nil
 			default:
 			}
-			return nil, &TransportError{Method: tx.method, Err: fmt.Errorf("connection %s -> %s closed before the final response", tx.conn.Local(), tx.conn.Remote())}
-		case <-tx.ended:
-			return nil, fmt.Errorf("%s: %w", tx.method, tx.err)
+			return nil, &TransportError{Method: tx.method, Err: fmt.Errorf("connection %s -> %s closed before the final response", conn.Local(), conn.Remote())}
+		case <-tx.t.closing:
+			return nil, fmt.Errorf("%s: %w", tx.method, ErrClosed)
 		case <-ctx.Done():
 			return nil, ctxError(ctx, tx.method)
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func ctxError(ctx context.Context, method string) error {
@@ -200,28 +245,25 @@ func (t *Transport) matchResponse(in *Inbound, res *sip.Response) {
 	}
 	branch, _ := via.Params.Get("branch")
 	t.txMu.Lock()
-	tx := t.client[clientKey(branch, cseq.MethodName)]
+	tx := t.client[txKey{branch, cseq.MethodName}]
 	t.txMu.Unlock()
 	if tx == nil {
 		t.stats.stray.Add(1) // a retransmission after the transaction ended, or not ours
 		return
 	}
-	if tx.accept != nil && !tx.accept(in) {
+	if tx.route.Accept != nil && !tx.route.Accept(in) {
 		t.stats.unaccepted.Add(1)
 		t.log.Info("response refused by its transaction", "status", res.StatusCode, "method", tx.method,
 			"network", in.Network, "from", in.Remote, "to", in.Local)
 		return
 	}
 	if res.StatusCode < 200 {
-		select {
-		case tx.prov <- struct{}{}:
-		default:
-		}
+		tx.proceeding.Store(true)
 		return
 	}
-	select {
-	case tx.final <- in:
-	default:
+	if tx.response.CompareAndSwap(nil, in) {
+		close(tx.final)
+	} else {
 		t.stats.stray.Add(1) // retransmitted final response, absorbed
 	}
 }

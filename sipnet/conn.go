@@ -1,7 +1,6 @@
 package sipnet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,7 +151,7 @@ func (c *Conn) read() {
 		idle = time.AfterFunc(t.idle, func() { c.sc.Abort() })
 		defer idle.Stop()
 	}
-	var buf []byte
+	var buf []byte // the part of a message read so far, when it spans reads
 	cp := chunkBufs.Get().(*[]byte)
 	defer chunkBufs.Put(cp)
 	chunk := *cp
@@ -163,9 +162,15 @@ func (c *Conn) read() {
 			if idle != nil {
 				idle.Reset(t.idle)
 			}
-			buf = append(buf, chunk[:n]...)
+			// Messages are framed in chunk itself unless a partial one is
+			// pending: deliver only borrows their bytes.
+			data := chunk[:n]
+			if len(buf) > 0 {
+				buf = append(buf, data...)
+				data = buf
+			}
 			for {
-				skip, size, ferr := Frame(buf)
+				skip, size, ferr := Frame(data)
 				if ferr != nil {
 					t.malformed(fmt.Errorf("TCP stream from %s: %w", c.key.remote, ferr))
 					return // no boundary to resynchronise on
@@ -175,17 +180,20 @@ func (c *Conn) read() {
 				for crlf += skip; crlf >= 4; crlf -= 4 {
 					c.pong()
 				}
-				buf = buf[skip:]
+				data = data[skip:]
 				if size == 0 {
 					break
 				}
 				crlf = 0
-				data := bytes.Clone(buf[:size])
-				buf = buf[size:]
-				t.deliver(data, "tcp", c.key.local, c.key.remote, c)
+				t.deliver(data[:size], "tcp", c.key.local, c.key.remote, c)
+				data = data[size:]
 			}
-			if len(buf) == 0 {
+			// What is left is the start of a message; the next read
+			// overwrites chunk, so it moves to buf.
+			if len(data) == 0 {
 				buf = nil
+			} else {
+				buf = append(buf[:0], data...)
 			}
 		}
 		if err != nil {

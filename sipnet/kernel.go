@@ -13,8 +13,20 @@ type Kernel struct{}
 
 var _ Net = Kernel{}
 
+// ipNet is the network name for proto ("udp", "tcp") and a's family. The
+// names are constants: proto + "4" allocated one per socket.
 func ipNet(proto string, a netip.Addr) string {
-	if a.Is4() {
+	v4 := a.Is4()
+	switch {
+	case proto == "udp" && v4:
+		return "udp4"
+	case proto == "udp":
+		return "udp6"
+	case proto == "tcp" && v4:
+		return "tcp4"
+	case proto == "tcp":
+		return "tcp6"
+	case v4:
 		return proto + "4"
 	}
 	return proto + "6"

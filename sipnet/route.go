@@ -91,38 +91,42 @@ func localAddrError(err error) bool {
 // Send sends one message along r (a response, an ACK, a keep-alive): no
 // transaction, no retransmission.
 func (t *Transport) Send(ctx context.Context, r Route, data []byte) error {
-	send, _, err := t.sender(ctx, r)
+	r, err := t.resolve(ctx, r)
 	if err != nil {
 		return err
 	}
 	if r.Gate != nil {
-		return r.Gate(func() error { return send(data) })
+		gated := r // only this copy escapes into the closure, not r on every call
+		return r.Gate(func() error { return t.write(&gated, data) })
 	}
-	return send(data)
+	return t.write(&r, data)
 }
 
-// sender resolves r to a function that sends bytes, and the connection it
-// uses (nil for UDP).
-func (t *Transport) sender(ctx context.Context, r Route) (func([]byte) error, *Conn, error) {
-	conn := r.Conn
-	if conn == nil && r.Network == "tcp" {
+// resolve returns r with the TCP connection it uses in Conn (found or
+// dialled); over UDP Conn stays nil.
+func (t *Transport) resolve(ctx context.Context, r Route) (Route, error) {
+	if r.Conn == nil && r.Network == "tcp" {
 		c, err := t.Dial(ctx, r.From, r.To)
 		if err != nil {
 			if localAddrError(err) {
-				return nil, nil, fmt.Errorf("%w: %w", ErrLocalAddress, err)
+				return r, fmt.Errorf("%w: %w", ErrLocalAddress, err)
 			}
-			return nil, nil, err
+			return r, err
 		}
-		conn = c
+		r.Conn = c
 	}
-	if conn != nil {
-		return conn.Write, conn, nil
+	if r.Conn == nil && r.Network != "udp" {
+		return r, fmt.Errorf("route %s: unknown network", r)
 	}
-	if r.Network != "udp" {
-		return nil, nil, fmt.Errorf("route %s: unknown network", r)
+	return r, nil
+}
+
+// write sends data along a resolved route.
+func (t *Transport) write(r *Route, data []byte) error {
+	if r.Conn != nil {
+		return r.Conn.Write(data)
 	}
-	from, to := r.From, r.To
-	return func(b []byte) error { return t.SendUDP(from, to, b) }, nil, nil
+	return t.SendUDP(r.From, r.To, data)
 }
 
 // ViaDestination is where a UDP response to a request with this top Via

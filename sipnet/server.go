@@ -1,6 +1,7 @@
 package sipnet
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -19,17 +20,27 @@ type serverTx struct {
 }
 
 // serverKey identifies a request's server transaction (RFC 3261 §17.2.3):
-// the top Via's branch, sent-by and the method for an RFC 3261 branch;
-// for an older one, Call-ID, CSeq, From tag and sent-by, which a
-// retransmission repeats exactly.
-func serverKey(req *sip.Request) string {
+// the top Via's branch, sent-by and the method for an RFC 3261 branch; for
+// an older one, Call-ID, CSeq, From tag, sent-by and method, which a
+// retransmission repeats exactly, joined in legacy. The RFC 3261 case is
+// kept in fields rather than a joined string: every request and every
+// response is looked up, and sipgo's SentBy alone allocates thrice.
+type serverKey struct {
+	branch, host string
+	port         int // the sent-by port; 0 when absent
+	method       sip.RequestMethod
+	legacy       string
+}
+
+func serverKeyOf(req *sip.Request) serverKey {
 	via := req.Via()
 	if via == nil {
-		return ""
+		return serverKey{}
 	}
 	branch, _ := via.Params.Get("branch")
 	if strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) {
-		return branch + "\x00" + via.SentBy() + "\x00" + string(req.Method)
+		// SentBy omits a port ≤ 0, so all of them are the same sent-by.
+		return serverKey{branch: branch, host: via.Host, port: max(via.Port, 0), method: req.Method}
 	}
 	var b strings.Builder
 	if h := req.CallID(); h != nil {
@@ -48,14 +59,14 @@ func serverKey(req *sip.Request) string {
 	b.WriteString(via.SentBy())
 	b.WriteByte(0)
 	b.WriteString(string(req.Method))
-	return b.String()
+	return serverKey{legacy: b.String()}
 }
 
 // Begin opens the server transaction of req and reports whether it is new. A retransmission of a request already answered gets
 // the stored final response again; one still being processed is absorbed.
 // Either way Begin returns false and the caller must not act on it again.
 func (t *Transport) Begin(req *sip.Request) bool {
-	key := serverKey(req)
+	key := serverKeyOf(req)
 	now := time.Now()
 	t.txMu.Lock()
 	tx, ok := t.server[key]
@@ -95,9 +106,18 @@ func (t *Transport) Begin(req *sip.Request) bool {
 // Timer J, to answer retransmissions of req (see Begin). A request that
 // Begin did not see still gets its answer.
 func (t *Transport) Respond(req *sip.Request, res sip.Message, r Route) error {
-	data := []byte(res.String())
+	// Kept for Timer J: an exact copy, not the marshalling buffer.
+	msg := marshal(res)
+	data := bytes.Clone(msg.Bytes())
+	putMsgBuf(msg)
+	key, st := serverKeyOf(req), serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
 	t.txMu.Lock()
-	t.server[serverKey(req)] = &serverTx{data: data, route: r, expires: time.Now().Add(t.timers.J())}
+	p := t.server[key] // the entry Begin made is filled in, not replaced
+	if p == nil {
+		p = new(serverTx)
+		t.server[key] = p
+	}
+	*p = st
 	t.txMu.Unlock()
 	return t.Send(context.Background(), r, data)
 }

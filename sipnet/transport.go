@@ -88,14 +88,16 @@ type Transport struct {
 
 	mu     sync.Mutex
 	closed bool
-	udp    map[netip.AddrPort]PacketConn
-	listen map[netip.AddrPort]Listener
-	conns  map[connKey]*Conn
-	wg     sync.WaitGroup
+	// closing is closed by Close: it ends every client transaction.
+	closing chan struct{}
+	udp     map[netip.AddrPort]PacketConn
+	listen  map[netip.AddrPort]Listener
+	conns   map[connKey]*Conn
+	wg      sync.WaitGroup
 
 	txMu   sync.Mutex
-	client map[string]*ClientTx
-	server map[string]*serverTx
+	client map[txKey]*ClientTx
+	server map[serverKey]*serverTx
 	swept  time.Time
 
 	stats struct {
@@ -117,8 +119,10 @@ func New(cfg Config) *Transport {
 		udp:    map[netip.AddrPort]PacketConn{},
 		listen: map[netip.AddrPort]Listener{},
 		conns:  map[connKey]*Conn{},
-		client: map[string]*ClientTx{},
-		server: map[string]*serverTx{},
+		client: map[txKey]*ClientTx{},
+		server: map[serverKey]*serverTx{},
+
+		closing: make(chan struct{}),
 	}
 	if t.net == nil {
 		t.net = Kernel{}
@@ -270,6 +274,7 @@ func (t *Transport) Close() {
 		return
 	}
 	t.closed = true
+	close(t.closing)
 	for a, c := range t.udp {
 		c.Close()
 		delete(t.udp, a)
@@ -287,11 +292,6 @@ func (t *Transport) Close() {
 	for _, c := range victims {
 		c.Abort()
 	}
-	t.txMu.Lock()
-	for _, tx := range t.client {
-		tx.end(ErrClosed)
-	}
-	t.txMu.Unlock()
 	t.wg.Wait()
 }
 
@@ -304,14 +304,19 @@ func (t *Transport) SendUDP(from, dst netip.AddrPort, data []byte) error {
 	if c == nil {
 		return fmt.Errorf("send UDP from %s: socket not open", from)
 	}
-	local := from
-	if local.Addr().IsUnspecified() {
-		if a, ok := t.net.LocalFor(dst.Addr()); ok {
-			local = netip.AddrPortFrom(a, from.Port())
-		}
-	}
 	// Traced before the write, so that the answer is never traced first.
-	t.emit(Packet{Time: time.Now(), Sent: true, Network: "udp", Local: local, Remote: dst, Data: data})
+	// The source address of a socket bound to an unspecified IP is looked
+	// up (a route lookup: a socket and some ten allocations) only for the
+	// sinks that show it.
+	if len(t.sinks) > 0 {
+		local := from
+		if local.Addr().IsUnspecified() {
+			if a, ok := t.net.LocalFor(dst.Addr()); ok {
+				local = netip.AddrPortFrom(a, from.Port())
+			}
+		}
+		t.emit(Packet{Time: time.Now(), Sent: true, Network: "udp", Local: local, Remote: dst, Data: data})
+	}
 	if _, err := c.WriteTo(data, dst); err != nil {
 		return fmt.Errorf("send UDP %s -> %s: %w", from, dst, err)
 	}
@@ -348,12 +353,15 @@ func (t *Transport) readUDP(c PacketConn, local netip.AddrPort) {
 		if len(bytes.Trim(buf[:n], "\r\n\x00")) == 0 {
 			continue // keep-alive (RFC 5626 §4.4.1 allows none over UDP but peers send CRLFs)
 		}
-		t.deliver(bytes.Clone(buf[:n]), "udp", local, from, nil)
+		t.deliver(buf[:n], "udp", local, from, nil)
 	}
 }
 
 // deliver traces one received message, parses it and hands it on: a
-// response to its client transaction, anything else to the Handler.
+// response to its client transaction, anything else to the Handler. It
+// only borrows data (a read buffer, reused once it returns): sipgo's
+// parser copies what the message keeps, and sinks must not retain
+// Packet.Data.
 func (t *Transport) deliver(data []byte, network string, local, remote netip.AddrPort, conn *Conn) {
 	at := time.Now()
 	t.emit(Packet{Time: at, Network: network, Local: local, Remote: remote, Data: data})

@@ -238,6 +238,65 @@ func TestTCPStreamReassembly(t *testing.T) {
 	}
 }
 
+// Messages that arrive together are framed in the read chunk itself, and
+// what they keep survives the reads that reuse it: whole messages and the
+// start of another in one write, the rest in a second.
+func TestTCPStreamBatched(t *testing.T) {
+	got := make(chan *Inbound, 8)
+	tp := New(Config{Handler: func(in *Inbound) { got <- in }})
+	t.Cleanup(tp.Close)
+	bound, err := tp.Bind(at(0), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp4", netip.AddrPortFrom(loopback, bound.Port()).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	third := notifyText("c", "third body")
+	first := notifyText("a", "first body") + notifyText("b", "second body") + third[:len(third)/2]
+	for _, part := range []string{first, third[len(third)/2:]} {
+		if _, err := c.Write([]byte(part)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // two reads, most likely
+	}
+	var msgs []*Inbound
+	for range 3 {
+		select {
+		case in := <-got:
+			msgs = append(msgs, in)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%d of 3 messages delivered", len(msgs))
+		}
+	}
+	for i, want := range []struct{ callID, body string }{{"a", "first body"}, {"b", "second body"}, {"c", "third body"}} {
+		req, ok := msgs[i].Msg.(*sip.Request)
+		if !ok || req.CallID() == nil || string(*req.CallID()) != want.callID || string(req.Body()) != want.body {
+			t.Errorf("message %d = %v; want Call-ID %s, body %q", i, msgs[i].Msg, want.callID, want.body)
+		}
+	}
+}
+
+// deliver hands the parser a read buffer that the next read overwrites:
+// the parsed message must not share its bytes (sipgo copies them; a
+// zero-copy parser would break this).
+func TestParsedMessageOwnsItsBytes(t *testing.T) {
+	data := []byte(notifyText("owned", "a body"))
+	msg, err := sip.ParseMessage(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := msg.String()
+	for i := range data {
+		data[i] = 'X'
+	}
+	if got := msg.String(); got != want {
+		t.Errorf("message changed with its input buffer:\n%s", got)
+	}
+}
+
 func notifyText(callID, body string) string {
 	return "NOTIFY sip:ue@127.0.0.1 SIP/2.0\r\n" +
 		"Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK" + callID + "\r\n" +

@@ -39,9 +39,16 @@ func TestCKIKInChallengeDeregister(t *testing.T) {
 		t.Fatalf("REGISTER: %s", resp.StartLine())
 	}
 
-	// The de-REGISTER carries the last Authorization (its nonce is used up).
+	// Replaying the last Authorization (same nc) is refused as a replay
+	// (RFC 2617 §3.2.2), as Kamailio's ims_auth does.
 	u.cseq++
 	u.sendUnprotected(u.registerText(regMsg{expires: 0, auth: authz}))
+	if _, resp := u.response(wait); resp.StatusCode != 403 {
+		t.Fatalf("replayed Authorization: %s, want 403", resp.StartLine())
+	}
+	// The de-REGISTER answers the last nonce with the next nc.
+	u.cseq++
+	u.sendUnprotected(u.registerText(regMsg{expires: 0, auth: u.authorization("ok", nil)}))
 	_, resp = u.response(wait)
 	if resp.StatusCode != 200 {
 		t.Fatalf("de-REGISTER of the registered contact: %s, want 200 without a challenge", resp.StartLine())

@@ -79,7 +79,19 @@ type Config struct {
 	// P-CSCF, and the core does no sec-agree, installs no SA and accepts
 	// every request on Addr (the P-CSCF in front protects the UE's path).
 	CKIKInChallenge bool
-	Subscribers     []Subscriber
+	// TrustIntegrityProtected makes the S-CSCF trust integrity-protected
+	// ="yes" as some cores do: a de-REGISTER over an established SA set is
+	// accepted without checking its Authorization. By default the S-CSCF
+	// verifies every REGISTER as Kamailio's ims_auth does: a nonce is
+	// answered again only with nc = the last nc + 1 and a correct response
+	// (RFC 2617 §3.2.2); a repeated nc is a replay (403), an unknown nonce
+	// is challenged.
+	TrustIntegrityProtected bool
+	// ChallengeRefreshes challenges every re-registration even when it
+	// answers the last nonce correctly (ims_auth with max_nonce_reuse 0):
+	// each refresh then costs an AKA run and a new SA set.
+	ChallengeRefreshes bool
+	Subscribers        []Subscriber
 	// IPsec installs the P-CSCF's mirror SA sets (mt.PlanPCSCF); nil means
 	// ipsec.None{}. The caller owns it: Close removes the core's sets but
 	// does not close the Backend.

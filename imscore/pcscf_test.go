@@ -247,9 +247,12 @@ func TestReregistrationPortRules(t *testing.T) {
 }
 
 // TestDeregistration: Expires 0 over the SAs needs no challenge; the 200
-// goes over the SAs and then the sets go.
+// goes over the SAs and then the sets go. Here the core trusts
+// integrity-protected="yes" (TrustIntegrityProtected): the de-REGISTER's
+// Authorization is not even looked at. TestDeregistrationStrict is the
+// default.
 func TestDeregistration(t *testing.T) {
-	c, rec := startCore(t, Config{})
+	c, rec := startCore(t, Config{TrustIntegrityProtected: true})
 	u := newUE(t, c, "UDP")
 	u.register()
 	port_pc := c.Registrations()[0].Sets[0].PortPC
@@ -354,5 +357,28 @@ func TestIPv6(t *testing.T) {
 			}
 			expectNotify(t, u, "active")
 		})
+	}
+}
+
+// TestDeregistrationStrict: by default the S-CSCF verifies the
+// de-REGISTER over the SAs too (as Kamailio's ims_auth): repeating the nc
+// the registration used is a replay (403); answering the last nonce with
+// the next nc is accepted without a challenge.
+func TestDeregistrationStrict(t *testing.T) {
+	c, _ := startCore(t, Config{})
+	u := newUE(t, c, "UDP")
+	u.register()
+	u.nc-- // the nc of the protected REGISTER again
+	u.sendProtectedOld(u.registerText(regMsg{expires: 0, auth: u.authorization("ok", nil), verify: u.verifyOld, client: "-"}))
+	if _, resp := u.response(wait); resp.StatusCode != 403 {
+		t.Fatalf("de-REGISTER repeating the registration's nc: %s, want 403", resp.StartLine())
+	}
+	u.cseq++
+	u.sendProtectedOld(u.registerText(regMsg{expires: 0, auth: u.authorization("ok", nil), verify: u.verifyOld, client: "-"}))
+	if _, resp := u.response(wait); resp.StatusCode != 200 {
+		t.Fatalf("de-REGISTER with the next nc: %s, want 200", resp.StartLine())
+	}
+	if st := c.Stats(); st.Vectors != 1 || st.Challenges != 1 || st.Deregistered != 1 {
+		t.Errorf("stats %+v: want one vector, one challenge, one de-registration", st)
 	}
 }

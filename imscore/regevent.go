@@ -519,6 +519,9 @@ func (s *scscf) reauthenticate(impu string) error {
 			b.expTimer = s.after(time.Until(deadline), func() { s.expireLocked(b) })
 		}
 		b.event = "shortened"
+		// Network-initiated re-authentication (TS 24.229 §5.4.1.6): the
+		// next REGISTER is challenged, not accepted on the old nonce.
+		b.used = nil
 	}
 	waits := s.notifyChangeLocked(bs[0].sub.IMPI, nil)
 	if len(waits) == 0 {

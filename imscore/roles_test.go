@@ -45,7 +45,7 @@ func TestMwIntegrityProtected(t *testing.T) {
 	c.p.mu.Unlock()
 	u := newUE(t, c, "UDP")
 	u.register()
-	u.sendProtectedOld(u.registerText(regMsg{expires: 0, verify: u.verifyOld, client: "-"}))
+	u.sendProtectedOld(u.registerText(regMsg{expires: 0, auth: u.authorization("ok", nil), verify: u.verifyOld, client: "-"}))
 	if _, resp := u.response(wait); resp.StatusCode != 200 {
 		t.Fatalf("de-REGISTER: %s", resp.StartLine())
 	}

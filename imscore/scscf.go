@@ -98,6 +98,7 @@ type binding struct {
 	event      string // the last reginfo contact event (registered, refreshed, shortened)
 	contactID  string
 	chal       *challenge
+	used       *usedNonce // the last challenge answered, to be answered again
 	path       []string
 	expTimer   *time.Timer
 	authTimer  *time.Timer
@@ -111,6 +112,14 @@ func (b *binding) stopTimers() {
 	if b.authTimer != nil {
 		b.authTimer.Stop()
 	}
+}
+
+// usedNonce is a challenge the UE answered correctly, and the highest nc
+// it used with it (RFC 2617 §3.2.2: the count of requests sent with the
+// nonce).
+type usedNonce struct {
+	ch challenge
+	nc uint32
 }
 
 // challenge is one outstanding digest challenge of the S-CSCF.
@@ -300,10 +309,17 @@ func (s *scscf) registerLocked(req *sip.Request, rr regRequest) (*sip.Response, 
 		return resp, nil
 	}
 
-	// A de-registration over the established set needs no new
-	// authentication (integrity-protected="yes": the SA proves the UE).
-	if reqExp == 0 && ip == ipYes && c.cfg.isAKA() && !c.cfg.CKIKInChallenge {
+	// Trusting integrity-protected="yes" (TrustIntegrityProtected): a
+	// de-registration over the established set needs no authentication.
+	if reqExp == 0 && ip == ipYes && c.cfg.isAKA() && !c.cfg.CKIKInChallenge && c.cfg.TrustIntegrityProtected {
 		return s.deregisterLocked(req, sub, contact), nil
+	}
+	// Verifying every REGISTER (the default, as ims_auth): the last nonce
+	// answered again counts with the next nc and a correct response.
+	if !c.cfg.TrustIntegrityProtected && !contact.Address.Wildcard {
+		if b := s.bindings[bindingKey(sub.IMPI, contact.Address)]; b != nil && b.used != nil && auth != nil && auth.Nonce == b.used.ch.dc.Nonce {
+			return s.reusedNonceLocked(req, b, sub, auth, ip, contact, reqExp)
+		}
 	}
 	// Behind an external P-CSCF the core sees no SA: it trusts that P-CSCF,
 	// as an S-CSCF trusts integrity-protected="yes" (TS 24.229 §5.4.1.4),
@@ -357,12 +373,47 @@ func (s *scscf) registerLocked(req *sip.Request, rr regRequest) (*sip.Response, 
 		c.log.Info("correct response over the wrong SA set", "impi", sub.IMPI)
 		return s.authFailLocked(req, b, "Forbidden (response not sent over the SAs of its challenge)"), nil
 	}
+	b.used = &usedNonce{ch: *ch, nc: auth.NC}
 	b.chal = nil
 	if b.authTimer != nil {
 		b.authTimer.Stop()
 	}
 	if reqExp == 0 {
 		return s.deregisterLocked(req, sub, contact), nil
+	}
+	return s.registeredLocked(req, b, contact, reqExp), nil
+}
+
+// reusedNonceLocked checks a REGISTER that answers the binding's last
+// nonce again (TS 24.229 §5.4.1.2.1, RFC 2617 §3.2.2): over the SAs,
+// with an nc above the last one and a correct response. A repeated or
+// lower nc is a replay (403); no SA protection, a challenge. A correct one
+// de-registers, or refreshes the registration without a new challenge
+// (unless ChallengeRefreshes).
+func (s *scscf) reusedNonceLocked(req *sip.Request, b *binding, sub Subscriber, auth *digest.Authorization, ip string, contact *sip.ContactHeader, reqExp int64) (*sip.Response, *vectorRequest) {
+	c := s.c
+	u := b.used
+	if c.cfg.isAKA() && ip != ipYes {
+		c.log.Info("last nonce answered without SA protection: new challenge", "impi", sub.IMPI)
+		return s.challengeLocked(req, b, sub, false)
+	}
+	if auth.QOP != "" && auth.NC <= u.nc {
+		c.stats.authFailures.Add(1)
+		c.log.Info("nonce replayed", "impi", sub.IMPI, "nc", auth.NC, "last_nc", u.nc)
+		return newResponse(req, sip.StatusForbidden, fmt.Sprintf("Forbidden (nc %08x not greater than the last one, %08x)", auth.NC, u.nc)), nil
+	}
+	ch := u.ch
+	if err := s.checkResponse(req, auth, &ch, sub); err != nil {
+		c.stats.authFailures.Add(1)
+		c.log.Info("authentication with the last nonce failed", "impi", sub.IMPI, "err", err)
+		return newResponse(req, sip.StatusForbidden, "Forbidden (authentication failed)"), nil
+	}
+	u.nc = auth.NC
+	if reqExp == 0 {
+		return s.deregisterLocked(req, sub, contact), nil
+	}
+	if c.cfg.ChallengeRefreshes {
+		return s.challengeLocked(req, b, sub, false)
 	}
 	return s.registeredLocked(req, b, contact, reqExp), nil
 }

@@ -473,8 +473,9 @@ func runUE(t *testing.T, c *Client) (stop func() error) {
 func TestRefreshNewSASet(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			// 2 s granted: refresh at half, 1 s later (TS 24.229 §5.1.1.4.1).
-			core := startCore(t, func(c *imscore.Config) { c.MaxExpires = 2 * time.Second })
+			// 2 s granted: refresh at half, 1 s later (TS 24.229 §5.1.1.4.1);
+			// the core challenges every refresh, so each brings a new set.
+			core := startCore(t, func(c *imscore.Config) { c.MaxExpires = 2 * time.Second; c.ChallengeRefreshes = true })
 			c, rec, trace := ue(t, core, func(c *Config) { c.Transport = transport })
 			stop := runUE(t, c)
 			first := c.Registration().Security

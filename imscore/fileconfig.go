@@ -31,6 +31,8 @@ import (
 //	reauth_expires: 60
 //	ipsec: none                                 # or kernel
 //	ck_ik_in_challenge: false                   # bare S-CSCF behind a real P-CSCF
+//	trust_integrity_protected: false            # accept de-REGISTERs over the SAs unchecked
+//	challenge_refreshes: false                  # challenge every re-registration
 //	mechanisms:                                 # optional Security-Server list
 //	  - {alg: hmac-sha-1-96, ealg: aes-cbc, q: 0.5}
 //	subscribers:
@@ -66,6 +68,8 @@ type yamlConfig struct {
 	ReauthExpires   string          `yaml:"reauth_expires"`
 	IPsec           string          `yaml:"ipsec"`
 	CKIKInChallenge bool            `yaml:"ck_ik_in_challenge"`
+	TrustIP         bool            `yaml:"trust_integrity_protected"`
+	ChallengeRefr   bool            `yaml:"challenge_refreshes"`
 	Mechanisms      []yamlMechanism `yaml:"mechanisms"`
 	Subscribers     []yamlSub       `yaml:"subscribers"`
 }
@@ -131,6 +135,7 @@ func ParseConfigFile(data []byte) (fc FileConfig, err error) {
 	}
 	cfg.PortPS = y.PortPS
 	cfg.Algorithm, cfg.QOP, cfg.CKIKInChallenge = y.Algorithm, y.QOP, y.CKIKInChallenge
+	cfg.TrustIntegrityProtected, cfg.ChallengeRefreshes = y.TrustIP, y.ChallengeRefr
 	for _, d := range []struct {
 		name string
 		v    string

@@ -60,7 +60,8 @@ TS 35.208 test set 1 keys (the profile example of the documentation), on
       opc: cd63cb71954a9f4e48a5994e37a02baf
 
 (more keys: port_ps, max_expires, min_expires, auth_timeout, reauth_expires,
-ck_ik_in_challenge, mechanisms, and per subscriber impi, impu, op, sqn, amf,
+ck_ik_in_challenge, trust_integrity_protected, challenge_refreshes,
+mechanisms, and per subscriber impi, impu, op, sqn, amf,
 password). The file holds subscriber keys: keep it private (mode 0600).
 
 It prints the bound address once listening; --trace logs every SIP message

@@ -131,7 +131,9 @@ func runCore(fam string, sub subscriber) int {
 		return fail(err)
 	}
 	defer backend.Close()
-	fc, err := imscore.ParseConfigFile([]byte(fmt.Sprintf("listen: %q\nipsec: kernel\nsubscribers:\n  - imsi: %q\n    k: %s\n    opc: %s\n",
+	// Every re-registration is challenged, so that it moves to a new SA set
+	// (TestUMLReregister); de-registrations are verified (nc).
+	fc, err := imscore.ParseConfigFile([]byte(fmt.Sprintf("listen: %q\nipsec: kernel\nchallenge_refreshes: true\nsubscribers:\n  - imsi: %q\n    k: %s\n    opc: %s\n",
 		addr.String(), sub.IMSI, sub.K, sub.OPc)))
 	if err != nil {
 		return fail(err)

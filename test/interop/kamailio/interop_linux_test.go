@@ -477,6 +477,9 @@ func startSCSCF(t *testing.T, lab *netlab.Lab) *imscore.Core {
 	cfg := fc.Config
 	cfg.Addr = netip.MustParseAddrPort("127.0.0.1:0")
 	cfg.CKIKInChallenge = true
+	// Every re-registration is challenged, as ims_auth with
+	// max_nonce_reuse 0: the re-registration case moves to a new SA set.
+	cfg.ChallengeRefreshes = true
 	var core *imscore.Core
 	err := lab.PCSCF.Do(func() (err error) {
 		core, err = imscore.Start(context.Background(), cfg)

@@ -28,7 +28,31 @@ type Faults struct {
 	hasSecServer        bool
 	malformedWWWAuth    bool
 	retransmitChallenge bool
+	rechallenge         int    // correct protected REGISTERs answered with a new challenge
 	dropped             uint64 // requests dropped (Stats.FaultDrops)
+}
+
+// Rechallenge makes the S-CSCF answer the next n correct responses to its
+// challenges with a new challenge instead of a 200, as an S-CSCF whose
+// reg-await-auth ran out would (TS 24.229 §5.1.1.5.1): the UE must
+// authenticate again over a new temporary SA set. n <= 0 disarms.
+func (f *Faults) Rechallenge(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rechallenge = max(n, 0)
+}
+
+func (f *Faults) takeRechallenge() bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rechallenge == 0 {
+		return false
+	}
+	f.rechallenge--
+	return true
 }
 
 // DropRequests drops the next n received requests whose method is method

@@ -271,6 +271,9 @@ func (p *pcscf) onProtectedRegisterLocked(in inbound, req *sip.Request, set *sec
 			p.secAgreeFail(req, r, set, 494, "Security Agreement Required", "Security-Client differs from the one of the initial REGISTER")
 			return regContext{}, false
 		}
+		// Should the S-CSCF challenge it again, the new temporary set is
+		// made for this same Security-Client (TS 24.229 §5.2.2.1).
+		rc.offer = client
 	} else if !isDeregistration(req) {
 		offer, bad := p.checkSecurityClient(req, set)
 		if bad != nil {

@@ -44,6 +44,7 @@ func (s setState) String() string {
 // P-CSCF installed for it.
 type secSet struct {
 	id          uint64
+	keepConns   bool // replaced by a set on the same flow: its TCP connection stays
 	state       setState
 	b           *pcontact
 	ue, local   netip.Addr
@@ -135,10 +136,13 @@ func (p *pcscf) reserveSetLocked(rc regContext, ck, ik [16]byte, nonce string) (
 	u := p.ues[rv.key]
 	// A new challenge replaces the previous temporary set: the UE builds
 	// SAs only from the 401 it answers.
+	flow := netip.AddrPortFrom(ueIP, client.PortC)
 	if u != nil && u.next != nil {
+		u.next.keepConns = u.next.flow() == flow
 		p.dropSetLocked(u.next, "replaced by a new challenge")
 	}
-	if old := p.byFlow[netip.AddrPortFrom(ueIP, client.PortC)]; old != nil {
+	if old := p.byFlow[flow]; old != nil {
+		old.keepConns = true
 		p.dropSetLocked(old, "its port_uc is reused by a new Security-Client")
 	}
 	if u != nil && u.cur != nil {
@@ -215,10 +219,13 @@ func (p *pcscf) commitSetLocked(rv *setReservation, err error) (*secSet, error) 
 	}
 	// Another challenge of the contact may have committed meanwhile: the
 	// later 401 wins.
+	flow := netip.AddrPortFrom(rv.ue, rv.client.PortC)
 	if u.next != nil {
+		u.next.keepConns = u.next.flow() == flow
 		p.dropSetLocked(u.next, "replaced by a new challenge")
 	}
-	if old := p.byFlow[netip.AddrPortFrom(rv.ue, rv.client.PortC)]; old != nil {
+	if old := p.byFlow[flow]; old != nil {
+		old.keepConns = true
 		p.dropSetLocked(old, "its port_uc is reused by a new Security-Client")
 	}
 	client, server := rv.client, rv.server
@@ -325,14 +332,16 @@ func (p *pcscf) dropSetLocked(s *secSet, why string) {
 		}
 	}
 	c.log.Info("SA set removed", "set", s.id, "state", s.state.String(), "reason", why)
-	ps, flow := c.server.addr.Port(), s.flow()
+	ps, flow, keep := c.server.addr.Port(), s.flow(), s.keepConns
 	p.later(func() error {
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := c.cfg.IPsec.Remove(rctx, s.sa)
 		cancel()
 		c.stats.setsRemoved.Add(1)
 		c.closeEndpoint(s.pc)
-		c.tp.CloseConns(func(tc *sipnet.Conn) bool { return tc.Local().Port() == ps && tc.Remote() == flow })
+		if !keep { // a set replaced on the same flow hands its connection on
+			c.tp.CloseConns(func(tc *sipnet.Conn) bool { return tc.Local().Port() == ps && tc.Remote() == flow })
+		}
 		if err != nil {
 			err = fmt.Errorf("imscore: remove SA set %d: %w", s.id, err)
 			c.log.Warn("SA set removal failed", "set", s.id, "err", err)

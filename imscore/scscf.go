@@ -373,6 +373,10 @@ func (s *scscf) registerLocked(req *sip.Request, rr regRequest) (*sip.Response, 
 		c.log.Info("correct response over the wrong SA set", "impi", sub.IMPI)
 		return s.authFailLocked(req, b, "Forbidden (response not sent over the SAs of its challenge)"), nil
 	}
+	if c.cfg.Faults.takeRechallenge() {
+		c.log.Info("fault: challenging a correct response again", "impi", sub.IMPI)
+		return s.challengeLocked(req, b, sub, false)
+	}
 	b.used = &usedNonce{ch: *ch, nc: auth.NC}
 	b.chal = nil
 	if b.authTimer != nil {

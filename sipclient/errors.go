@@ -92,8 +92,12 @@ type RejectedError struct {
 	// Warning is the response's Warning header value, if any.
 	Warning string
 	// Err classifies the rejection further: ErrSecAgreeRefused for a 494,
-	// or a 420 naming sec-agree.
+	// or a 420 naming sec-agree; ErrRechallenged for a second new
+	// challenge.
 	Err error
+	// Challenges are the WWW-Authenticate values of the 401s to the
+	// protected REGISTER (ck and ik redacted), when it was challenged again.
+	Challenges []string
 }
 
 func (e *RejectedError) Error() string {
@@ -111,6 +115,11 @@ func (e *RejectedError) Error() string {
 }
 
 func (e *RejectedError) Unwrap() error { return e.Err }
+
+// ErrRechallenged: the protected REGISTER was challenged again twice in
+// one procedure; the UE authenticates again once (TS 24.229 §5.1.1.5.1),
+// not in a loop. It is a rejection (exit 4).
+var ErrRechallenged = errors.New("the protected REGISTER was challenged again twice")
 
 // ErrSecAgreeRefused: the P-CSCF refused sec-agree itself: 494 Security
 // Agreement Required (RFC 3329 §2.3.1: what the UE offered is not enough),

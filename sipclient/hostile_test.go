@@ -3,6 +3,7 @@ package sipclient
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -234,5 +235,41 @@ func TestRedirectFollowedOnce(t *testing.T) {
 	var rej *RejectedError
 	if _, err := hostileUE(t, loop, true).Register(testCtx(t)); !errors.As(err, &rej) || rej.Status != 302 {
 		t.Errorf("two redirects: %v; want the second 302 as a rejection", err)
+	}
+}
+
+// A new challenge on the protected REGISTER restarts authentication once
+// (TS 24.229 §5.1.1.5.1): two AKA runs, the new temporary set replaces the
+// first, one set live. A second new challenge ends the procedure as a
+// rejection that names both challenges.
+func TestRechallenge(t *testing.T) {
+	for _, tc := range []struct {
+		n  int
+		ok bool
+	}{{1, true}, {2, false}} {
+		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
+			faults := &imscore.Faults{}
+			core := startCore(t, func(c *imscore.Config) { c.Faults = faults })
+			auth := &countingAuth{Authenticator: softISIM(t, 1)}
+			c, rec, _ := ue(t, core, func(c *Config) { c.Auth = auth })
+			faults.Rechallenge(tc.n)
+			_, err := c.Register(testCtx(t))
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Register: %v", err)
+				}
+				if auth.n.Load() != 2 || len(rec.Live()) != 1 || rec.Installs != 2 {
+					t.Errorf("%d AKA runs, %d installs, live %v; want 2, 2, one set", auth.n.Load(), rec.Installs, rec.Live())
+				}
+				return
+			}
+			var rej *RejectedError
+			if !errors.As(err, &rej) || !errors.Is(err, ErrRechallenged) || len(rej.Challenges) != 2 || rej.Challenges[0] == rej.Challenges[1] {
+				t.Fatalf("Register: %v; want a rejection naming two challenges", err)
+			}
+			if len(rec.Live()) != 0 {
+				t.Errorf("sets left: %v", rec.Live())
+			}
+		})
 	}
 }

@@ -127,7 +127,8 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 	if err != nil {
 		return nil, err
 	}
-	resynced, retried423, redirected := false, false, false
+	resynced, retried423, redirected, rechallenged := false, false, false, false
+	var challenges []string // WWW-Authenticate of 401s to the protected REGISTER
 	for {
 		switch {
 		case (res.StatusCode == sip.StatusMovedTemporarily || res.StatusCode == sip.StatusUseProxy) && !redirected && c.current() == nil:
@@ -221,7 +222,14 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 		t0 := time.Now()
 		r, err := c.s.Auth.Authenticate(ctx, ch.rand, ch.autn)
 		tm.AKA += time.Since(t0)
-		if sync, mac := akaOutcome(err); sync != nil {
+		if sync, mac := akaOutcome(err); rechallenged && (sync != nil || mac) {
+			// The second challenge of the procedure failed at the ISIM: end.
+			c.applyLogged(ctx, c.sets.Abort(time.Now()))
+			if mac {
+				return nil, fmt.Errorf("REGISTER re-challenge: %w", isim.ErrMACFailure)
+			}
+			return nil, fmt.Errorf("REGISTER re-challenge: %w", sync)
+		} else if sync != nil {
 			if resynced {
 				return nil, fmt.Errorf("%w: the ISIM refused the SQN of the challenge that followed the resynchronisation (%w)", ErrResyncFailed, sync)
 			}
@@ -278,7 +286,7 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			next.forget()
 			return nil, err
 		}
-		client := o.value
+		client, mechs := o.value, o.mechs
 		o = nil // the set owns port_uc and the SPIs now
 
 		t0 = time.Now()
@@ -289,11 +297,31 @@ func (c *Client) doRegister(ctx context.Context, expires time.Duration) (*Regist
 			c.applyLogged(ctx, c.sets.Abort(time.Now()))
 			return nil, err
 		}
+		if res2.StatusCode == sip.StatusUnauthorized && !rechallenged {
+			// A new challenge on the protected REGISTER (the S-CSCF's
+			// reg-await-auth ran out while a card asked for its PIN, say)
+			// restarts authentication: the P-CSCF has made a new temporary
+			// set for the same Security-Client, which replaces this one
+			// (TS 24.229 §5.1.1.5.1). Once per procedure.
+			rechallenged = true
+			challenges = append(challenges, string(sipnet.Redact([]byte(strings.Join(headerValues(res2, "WWW-Authenticate"), ", ")))))
+			next.forget()
+			c.s.log.Info("the protected REGISTER was challenged again: authenticating again")
+			o = &offer{params: ns.ue, mechs: mechs, value: client, adopted: true}
+			first, verify = c.protectedRoute(ns), verifyNew
+			res = res2
+			continue
+		}
 		if res2.StatusCode < 200 || res2.StatusCode >= 300 {
 			// Failed authentication drops the new set; an old one stays.
 			next.forget()
 			c.applyLogged(ctx, c.sets.Abort(time.Now()))
-			return nil, statusError("REGISTER", res2)
+			e := statusError("REGISTER", res2)
+			if res2.StatusCode == sip.StatusUnauthorized && len(challenges) > 0 {
+				e.Challenges = append(challenges, string(sipnet.Redact([]byte(strings.Join(headerValues(res2, "WWW-Authenticate"), ", ")))))
+				e.Err = ErrRechallenged
+			}
+			return nil, e
 		}
 		tm.Total = time.Since(start)
 		granted, err := c.granted(res2, expires)

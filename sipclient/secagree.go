@@ -25,6 +25,9 @@ type offer struct {
 	params mt.Params
 	mechs  []mt.Mechanism
 	value  string // the Security-Client header value
+	// adopted: a set owns params already (a re-challenge answers with the
+	// same Security-Client); dropping the offer releases nothing.
+	adopted bool
 }
 
 // saState is one SA set of the UE and what it was agreed from.
@@ -71,7 +74,7 @@ func (c *Client) newOffer() (*offer, error) {
 
 // dropOffer releases an offer no SA set adopted: its port_uc and SPIs.
 func (c *Client) dropOffer(o *offer) {
-	if o != nil {
+	if o != nil && !o.adopted {
 		c.tp.Release(netip.AddrPortFrom(c.local, o.params.PortC))
 		c.alloc.Release(o.params)
 	}
@@ -139,6 +142,15 @@ func (c *Client) install(ctx context.Context, o *offer, m mt.Mechanism, verify [
 // failure.
 func (c *Client) apply(ctx context.Context, acts []mt.Action) error {
 	var errs []error
+	// A set replaced by one with the same local side (a re-challenge with
+	// the same Security-Client) hands its port_uc and SPIs over: they are
+	// not released.
+	kept := map[mt.Params]bool{}
+	for _, a := range acts {
+		if a.Op == mt.OpInstall {
+			kept[a.Local] = true
+		}
+	}
 	for _, a := range acts {
 		switch a.Op {
 		case mt.OpInstall:
@@ -153,7 +165,7 @@ func (c *Client) apply(ctx context.Context, acts []mt.Action) error {
 				return errors.Join(append(errs, &IPsecError{Op: "extend", Set: a.Set.ID, Err: err})...)
 			}
 		case mt.OpRemove:
-			if err := c.remove(ctx, a.Set, a.Local); err != nil {
+			if err := c.remove(ctx, a.Set, a.Local, !kept[a.Local]); err != nil {
 				errs = append(errs, err)
 			}
 			delete(c.sas, a.Set.ID)
@@ -177,12 +189,14 @@ func (c *Client) current() *saState {
 	return nil
 }
 
-// remove removes a set through the Backend and releases its port_uc and
-// SPIs (local). It always releases them; the Backend error, if any, is
-// returned.
-func (c *Client) remove(ctx context.Context, set *ipsec.SASet, local mt.Params) error {
-	c.tp.Release(netip.AddrPortFrom(c.local, local.PortC))
-	c.alloc.Release(local)
+// remove removes a set through the Backend and, with release, frees its
+// port_uc and SPIs (local) even when the Backend fails; the Backend error,
+// if any, is returned.
+func (c *Client) remove(ctx context.Context, set *ipsec.SASet, local mt.Params, release bool) error {
+	if release {
+		c.tp.Release(netip.AddrPortFrom(c.local, local.PortC))
+		c.alloc.Release(local)
+	}
 	// A cancelled caller context must not leave SAs behind.
 	ctx = context.WithoutCancel(ctx)
 	c.withdraw(set.ID)

@@ -35,6 +35,7 @@ type Result struct {
 	Reason         string             `json:"reason,omitempty"`
 	RetryAfter     int64              `json:"retry_after,omitempty"` // seconds, the rejection's Retry-After
 	Warning        string             `json:"warning,omitempty"`     // the rejection's Warning
+	Challenges     []string           `json:"challenges,omitempty"`  // both 401s, when the protected REGISTER was challenged again twice
 	Error          string             `json:"error,omitempty"`
 	ExitCode       int                `json:"exit_code,omitempty"`
 }
@@ -97,6 +98,7 @@ func NewResult(reg *sipclient.Registration, err error) Result {
 	if errors.As(err, &rej) {
 		r.Status, r.Reason, r.Warning = rej.Status, rej.Reason, rej.Warning
 		r.RetryAfter = int64(rej.RetryAfter / time.Second)
+		r.Challenges = rej.Challenges
 	}
 	if err != nil {
 		r.Error = err.Error()

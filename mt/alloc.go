@@ -99,6 +99,48 @@ func (a *Allocator) Allocate() (Params, error) {
 	return p, nil
 }
 
+// AllocateAt is Allocate with the client port chosen by the caller (a
+// fixed port_uc for reproducible captures): it must lie outside every
+// allocation still held and differ from the kept server port. Later
+// allocations get new client ports as usual (TS 33.203 §7.4).
+func (a *Allocator) AllocateAt(portC uint16) (Params, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if portC == 0 {
+		return Params{}, errors.New("mt: client port 0")
+	}
+	if portC == a.kept {
+		return Params{}, fmt.Errorf("mt: client port %d is the server port", portC)
+	}
+	for _, l := range a.live {
+		if l.PortC == portC {
+			return Params{}, fmt.Errorf("mt: client port %d is held by a live allocation", portC)
+		}
+	}
+	var p Params
+	var err error
+	if p.SPIc, err = a.spi(0); err != nil {
+		return Params{}, err
+	}
+	if p.SPIs, err = a.spi(p.SPIc); err != nil {
+		return Params{}, err
+	}
+	if a.kept == 0 {
+		for {
+			if a.kept, err = a.port(); err != nil {
+				return Params{}, err
+			}
+			if a.kept != portC {
+				break
+			}
+		}
+	}
+	p.PortC, p.PortS = portC, a.kept
+	a.prevC = portC
+	a.live = append(a.live, p)
+	return p, nil
+}
+
 // PortBusy tells the Allocator that port p of the latest allocation could
 // not be bound. p is never handed out again; the latest allocation gets a
 // new port in its place (a new server port if p was the kept one), and the

@@ -248,3 +248,30 @@ func TestAllocatorRegistrations(t *testing.T) {
 		prev = p
 	}
 }
+
+// AllocateAt hands out the chosen client port once; the next allocation
+// gets another one (TS 33.203 §7.4), and a held or server port is refused.
+func TestAllocateAt(t *testing.T) {
+	a, err := NewAllocator(PortRange{Min: 61000, Max: 61010}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.AllocateAt(61005)
+	if err != nil || p.PortC != 61005 || p.PortS == 61005 || p.PortS == 0 {
+		t.Fatalf("AllocateAt(61005) = %+v, %v", p, err)
+	}
+	if _, err := a.AllocateAt(61005); err == nil {
+		t.Error("a held client port handed out twice")
+	}
+	if _, err := a.AllocateAt(p.PortS); err == nil {
+		t.Error("the server port handed out as a client port")
+	}
+	q, err := a.Allocate()
+	if err != nil || q.PortC == 61005 || q.PortS != p.PortS {
+		t.Errorf("next Allocate = %+v, %v; want another client port, the same server port", q, err)
+	}
+	a.Release(p)
+	if r, err := a.AllocateAt(61005); err != nil || r.PortC != 61005 {
+		t.Errorf("AllocateAt after Release = %+v, %v", r, err)
+	}
+}

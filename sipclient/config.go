@@ -58,6 +58,10 @@ type Config struct {
 	// ServerPort is port_us, the protected server port, kept for the whole
 	// life of the Client; 0 lets the system pick one.
 	ServerPort uint16
+	// ClientPort, when set, is port_uc of the initial registration's SA
+	// set (for reproducible captures); re-registrations take new ports
+	// (TS 33.203 §7.4). It must differ from ServerPort and LocalPort.
+	ClientPort uint16
 	// Transport is "udp" (default) or "tcp".
 	Transport string
 
@@ -196,6 +200,12 @@ func (cfg *Config) settings() (*settings, error) {
 	s.deregWait = cfg.DeregTimeout
 	if s.deregWait <= 0 {
 		s.deregWait = DefaultDeregTimeout
+	}
+	if cfg.ClientPort != 0 && (cfg.ClientPort == cfg.ServerPort || cfg.ClientPort == cfg.LocalPort) {
+		return nil, fmt.Errorf("sipclient: Config.ClientPort %d is also the server or the unprotected port", cfg.ClientPort)
+	}
+	if cfg.ServerPort != 0 && cfg.ServerPort == cfg.LocalPort {
+		return nil, fmt.Errorf("sipclient: Config.ServerPort %d is also the unprotected port", cfg.ServerPort)
 	}
 	s.icsi = cfg.ICSI
 	if s.icsi == nil {

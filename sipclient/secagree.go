@@ -45,6 +45,9 @@ type saState struct {
 // released, and builds the Security-Client. port_us is the Client's, kept
 // for its whole life.
 func (c *Client) newOffer() (*offer, error) {
+	if c.s.ClientPort != 0 && c.current() == nil {
+		return c.fixedOffer()
+	}
 	p, err := c.alloc.Allocate()
 	if err != nil {
 		return nil, fmt.Errorf("allocating SPIs and port_uc: %w", err)
@@ -62,6 +65,27 @@ func (c *Client) newOffer() (*offer, error) {
 			c.alloc.Release(p)
 			return nil, fmt.Errorf("allocating port_uc: %w", err)
 		}
+	}
+	p.PortS = c.portUS
+	mechs, err := mt.Offer(c.s.algs, c.s.ealgs, p)
+	if err != nil {
+		c.dropOffer(&offer{params: p})
+		return nil, fmt.Errorf("building Security-Client: %w", err)
+	}
+	return &offer{params: p, mechs: mechs, value: mt.FormatSecurity(mechs)}, nil
+}
+
+// fixedOffer is newOffer with Config.ClientPort as port_uc, for the
+// initial registration (re-registrations take new ports, TS 33.203 §7.4).
+// The port is the user's choice: if it cannot be bound, that is the error.
+func (c *Client) fixedOffer() (*offer, error) {
+	p, err := c.alloc.AllocateAt(c.s.ClientPort)
+	if err != nil {
+		return nil, fmt.Errorf("port_uc %d: %w: %w", c.s.ClientPort, ErrLocalAddress, err)
+	}
+	if _, err := c.tp.BindUDP(netip.AddrPortFrom(c.local, p.PortC)); err != nil {
+		c.alloc.Release(p)
+		return nil, fmt.Errorf("port_uc: %w: %w", ErrLocalAddress, err)
 	}
 	p.PortS = c.portUS
 	mechs, err := mt.Offer(c.s.algs, c.s.ealgs, p)

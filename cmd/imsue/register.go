@@ -57,6 +57,7 @@ type registerFlags struct {
 	stateDir                                       string
 	headers, icsi                                  []string
 	smsip, noInstance                              bool
+	portUS, portUC                                 int
 	pani                                           string
 }
 
@@ -112,6 +113,8 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl.StringArrayVar(&f.icsi, "icsi", []string{sipclient.ICSIMMTel}, "IMS communication service identifier for the Contact's +g.3gpp.icsi-ref (repeatable; TS 24.229 §7.9.2)")
 	fl.BoolVar(&f.smsip, "smsip", false, "add +g.3gpp.smsip to the Contact (SMS over IP, TS 24.341)")
 	fl.StringVar(&f.pani, "pani", "", "P-Access-Network-Info value (TS 24.229 §7.2A.4), e.g. \"3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=0010100010019B01\"")
+	fl.IntVar(&f.portUS, "port-us", 0, "protected server port port_us (0: chosen); fixed ports make captures reproducible")
+	fl.IntVar(&f.portUC, "port-uc", 0, "protected client port port_uc of the initial registration (0: chosen; re-registrations take new ones, TS 33.203 §7.4)")
 	fl.BoolVar(&f.noInstance, "no-instance", false, "no +sip.instance in the Contact (and no GRUU asked for)")
 	fl.DurationVar(&f.deregTimeout, "dereg-timeout", sipclient.DefaultDeregTimeout, "how long to wait for the answer to the de-REGISTER")
 	fl.DurationVar(&f.t1, "t1", sipnet.UETimers.T1, "SIP timer T1, the first UDP retransmission (TS 24.229 Table 7.7.1); Timer F = 64·T1 bounds a transaction")
@@ -162,6 +165,21 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 		return cfg, usageError(fmt.Errorf("--local-port %d: want 0..65535", f.localPort))
 	}
 	cfg.LocalPort = uint16(f.localPort)
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"port-us", f.portUS}, {"port-uc", f.portUC}} {
+		if p.v < 0 || p.v > 65535 {
+			return cfg, usageError(fmt.Errorf("--%s %d: want 1..65535 (0: chosen)", p.name, p.v))
+		}
+	}
+	cfg.ServerPort, cfg.ClientPort = uint16(f.portUS), uint16(f.portUC)
+	switch {
+	case f.portUS != 0 && f.portUS == f.localPort:
+		return cfg, usageError(fmt.Errorf("--port-us %d: also --local-port", f.portUS))
+	case f.portUC != 0 && (f.portUC == f.localPort || f.portUC == f.portUS):
+		return cfg, usageError(fmt.Errorf("--port-uc %d: also --local-port or --port-us", f.portUC))
+	}
 	switch t := strings.ToLower(f.transport); t {
 	case "udp", "tcp":
 		cfg.Transport = t

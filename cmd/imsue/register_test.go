@@ -564,3 +564,27 @@ func TestRegisterFlagsTimers(t *testing.T) {
 		t.Errorf("--t2 below --t1: %v, want a usage error", err)
 	}
 }
+
+// --port-us and --port-uc fix the protected ports (the initial set's
+// port_uc); out of range or clashing ports are exit 2.
+func TestRegisterFixedPorts(t *testing.T) {
+	core := regCore(t, nil)
+	code, stdout, stderr := regRun(regArgs(regProfile(t), core, "--json", "--port-us", "61234", "--port-uc", "61235")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	sec, _ := regJSON(t, stdout)["security"].(map[string]any)
+	if sec["port_us"] != 61234.0 || sec["port_uc"] != 61235.0 {
+		t.Errorf("security %v: want port_us 61234, port_uc 61235", sec)
+	}
+	for _, args := range [][]string{
+		{"--port-us", "70000"},
+		{"--port-uc", "-1"},
+		{"--port-us", "61234", "--port-uc", "61234"},
+		{"--local-port", "61234", "--port-us", "61234"},
+	} {
+		if code, _, stderr := regRun(regArgs(regProfile(t), core, args...)...); code != exitUsage || !strings.Contains(stderr, "--port-u") {
+			t.Errorf("%v: exit %d, %q; want a usage error naming the flag", args, code, stderr)
+		}
+	}
+}

@@ -58,6 +58,7 @@ type registerFlags struct {
 	headers, icsi                                  []string
 	smsip, noInstance                              bool
 	portUS, portUC                                 int
+	minRefresh                                     time.Duration
 	pani                                           string
 }
 
@@ -115,6 +116,7 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl.StringVar(&f.pani, "pani", "", "P-Access-Network-Info value (TS 24.229 §7.2A.4), e.g. \"3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=0010100010019B01\"")
 	fl.IntVar(&f.portUS, "port-us", 0, "protected server port port_us (0: chosen); fixed ports make captures reproducible")
 	fl.IntVar(&f.portUC, "port-uc", 0, "protected client port port_uc of the initial registration (0: chosen; re-registrations take new ones, TS 33.203 §7.4)")
+	fl.DurationVar(&f.minRefresh, "min-refresh", sipclient.DefaultMinRefresh, "never refresh faster than this, however short the lifetime granted (lower it for labs with lifetimes of seconds)")
 	fl.BoolVar(&f.noInstance, "no-instance", false, "no +sip.instance in the Contact (and no GRUU asked for)")
 	fl.DurationVar(&f.deregTimeout, "dereg-timeout", sipclient.DefaultDeregTimeout, "how long to wait for the answer to the de-REGISTER")
 	fl.DurationVar(&f.t1, "t1", sipnet.UETimers.T1, "SIP timer T1, the first UDP retransmission (TS 24.229 Table 7.7.1); Timer F = 64·T1 bounds a transaction")
@@ -174,6 +176,10 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 		}
 	}
 	cfg.ServerPort, cfg.ClientPort = uint16(f.portUS), uint16(f.portUC)
+	if f.minRefresh <= 0 {
+		return cfg, usageError(fmt.Errorf("--min-refresh %s: must be positive", f.minRefresh))
+	}
+	cfg.MinRefresh = f.minRefresh
 	switch {
 	case f.portUS != 0 && f.portUS == f.localPort:
 		return cfg, usageError(fmt.Errorf("--port-us %d: also --local-port", f.portUS))

@@ -296,7 +296,11 @@ type ueOpts struct {
 func startUE(t testing.TB, lab *netlab.Lab, core *labCore, profile string, o ueOpts) *ueProc {
 	t.Helper()
 	args := []string{"register", "--profile", profile, "--pcscf", core.Addr.String(), "--local-port", "0",
-		"--ipsec", "kernel", "--transport", o.transport, "--json", "--trace", "--dereg-timeout", "5s"}
+		"--ipsec", "kernel", "--transport", o.transport, "--json", "--trace", "--dereg-timeout", "5s",
+		// Without +sip.instance the protected REGISTER stays under 1300
+		// bytes, so the transport asked for is the one used (RFC 3261
+		// §18.1.1 would move a larger one to TCP).
+		"--no-instance"}
 	if o.alg != "" {
 		args = append(args, "--alg", string(o.alg), "--ealg", string(o.ealg))
 	}

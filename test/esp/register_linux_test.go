@@ -308,7 +308,7 @@ func TestUMLReregister(t *testing.T) {
 			core := startCore(t, lab, tt.v6)
 			profile := sub.profile(t, t.TempDir())
 			u := startUE(t, lab, core, profile, ueOpts{transport: tt.tr, alg: ipsec.AuthHMACSHA196, ealg: ipsec.EncAESCBC,
-				extra: []string{"--until-signal", "--expires", "2"}})
+				extra: []string{"--until-signal", "--expires", "2", "--min-refresh", "500ms"}})
 			reg1, _ := u.registered(t, 1)
 			first := listXfrm(t, lab.UE)
 			if s, st, _ := first.counts(); s != 1 || st != 4 {

@@ -131,10 +131,13 @@ func (env *interop) register(t *testing.T, c ueCase) {
 		"--local-ip", ip.String(), "--transport", c.transport,
 		"--alg", string(c.alg), "--ealg", string(c.ealg),
 		"--ipsec", "kernel", "--json", "--trace", "--until-signal",
-		"--dereg-timeout", deregTimeout.String()}
+		"--dereg-timeout", deregTimeout.String(),
+		// Without +sip.instance the REGISTERs stay under 1300 bytes, so the
+		// transport of the case is the one used (RFC 3261 §18.1.1).
+		"--no-instance"}
 	if c.reregister {
 		// The lab S-CSCF grants what is asked; imsue refreshes at half of it.
-		args = append(args, "--expires", "6")
+		args = append(args, "--expires", "6", "--min-refresh", "1s")
 	}
 	ue := env.startUE(t, c, args)
 	defer ue.kill()

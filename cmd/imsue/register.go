@@ -176,8 +176,8 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 		}
 	}
 	cfg.ServerPort, cfg.ClientPort = uint16(f.portUS), uint16(f.portUC)
-	if f.minRefresh <= 0 {
-		return cfg, usageError(fmt.Errorf("--min-refresh %s: must be positive", f.minRefresh))
+	if f.minRefresh < 0 {
+		return cfg, usageError(fmt.Errorf("--min-refresh %s: negative", f.minRefresh))
 	}
 	cfg.MinRefresh = f.minRefresh
 	switch {

@@ -82,12 +82,8 @@ func (a *Allocator) Allocate() (Params, error) {
 		}
 		a.kept = p
 	}
-	var p Params
-	var err error
-	if p.SPIc, err = a.spi(0); err != nil {
-		return Params{}, err
-	}
-	if p.SPIs, err = a.spi(p.SPIc); err != nil {
+	p, err := a.spis()
+	if err != nil {
 		return Params{}, err
 	}
 	if p.PortC, err = a.port(); err != nil {
@@ -117,12 +113,8 @@ func (a *Allocator) AllocateAt(portC uint16) (Params, error) {
 			return Params{}, fmt.Errorf("mt: client port %d is held by a live allocation", portC)
 		}
 	}
-	var p Params
-	var err error
-	if p.SPIc, err = a.spi(0); err != nil {
-		return Params{}, err
-	}
-	if p.SPIs, err = a.spi(p.SPIc); err != nil {
+	p, err := a.spis()
+	if err != nil {
 		return Params{}, err
 	}
 	if a.kept == 0 {
@@ -138,6 +130,17 @@ func (a *Allocator) AllocateAt(portC uint16) (Params, error) {
 	p.PortC, p.PortS = portC, a.kept
 	a.prevC = portC
 	a.live = append(a.live, p)
+	return p, nil
+}
+
+// spis draws the two SPIs of a new allocation. a.mu must be held.
+func (a *Allocator) spis() (p Params, err error) {
+	if p.SPIc, err = a.spi(0); err != nil {
+		return Params{}, err
+	}
+	if p.SPIs, err = a.spi(p.SPIc); err != nil {
+		return Params{}, err
+	}
 	return p, nil
 }
 

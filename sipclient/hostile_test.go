@@ -17,50 +17,24 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsue/imsue/imscore"
+	"github.com/imsue/imsue/internal/siptest"
 	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/ipsec"
 	"github.com/imsue/imsue/sipnet"
 )
 
-// fakePCSCF answers every REGISTER on a loopback UDP socket with the
-// response answer builds: a scripted, hostile P-CSCF.
+// fakePCSCF answers every REGISTER with answer(req): a scripted, hostile
+// P-CSCF (siptest.Scripted).
 func fakePCSCF(t *testing.T, answer func(req *sip.Request) *sip.Response) netip.AddrPort {
 	t.Helper()
-	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			msg, err := sip.ParseMessage(buf[:n])
-			if err != nil {
-				continue
-			}
-			if req, ok := msg.(*sip.Request); ok && req.Method == sip.REGISTER {
-				if res := answer(req); res != nil {
-					pc.WriteToUDPAddrPort([]byte(res.String()), from)
-				}
-			}
-		}
-	}()
-	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	return siptest.Scripted(t, func(_ int, req *sip.Request) *sip.Response { return answer(req) }).Addr
 }
 
-// ok200 answers with a 200 whose Contact is the request's with params.
+// ok200 answers with a 200 whose Contact is the request's with params
+// ("-": no Contact).
 func ok200(params string) func(*sip.Request) *sip.Response {
-	return func(req *sip.Request) *sip.Response {
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		if params != "-" {
-			res.AppendHeader(sip.NewHeader("Contact", req.GetHeader("Contact").Value()+params))
-		}
-		return res
-	}
+	bind := siptest.Bind200(params)
+	return func(req *sip.Request) *sip.Response { return bind(0, req) }
 }
 
 func hostileUE(t *testing.T, pcscf netip.AddrPort, allow bool) *Client {

@@ -66,13 +66,7 @@ func (c *Client) newOffer() (*offer, error) {
 			return nil, fmt.Errorf("allocating port_uc: %w", err)
 		}
 	}
-	p.PortS = c.portUS
-	mechs, err := mt.Offer(c.s.algs, c.s.ealgs, p)
-	if err != nil {
-		c.dropOffer(&offer{params: p})
-		return nil, fmt.Errorf("building Security-Client: %w", err)
-	}
-	return &offer{params: p, mechs: mechs, value: mt.FormatSecurity(mechs)}, nil
+	return c.buildOffer(p)
 }
 
 // fixedOffer is newOffer with Config.ClientPort as port_uc, for the
@@ -87,6 +81,12 @@ func (c *Client) fixedOffer() (*offer, error) {
 		c.alloc.Release(p)
 		return nil, fmt.Errorf("port_uc: %w: %w", ErrLocalAddress, err)
 	}
+	return c.buildOffer(p)
+}
+
+// buildOffer makes the Security-Client of bound params (port_us is the
+// Client's); on error the params are released.
+func (c *Client) buildOffer(p mt.Params) (*offer, error) {
 	p.PortS = c.portUS
 	mechs, err := mt.Offer(c.s.algs, c.s.ealgs, p)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Helpers on SIP messages shared by the roles.
@@ -15,15 +17,14 @@ func newResponse(req *sip.Request, code int, reason string) *sip.Response {
 	return sip.NewResponseFromRequest(req, code, reason, nil)
 }
 
-// headerValues returns the values of every header named name (any case).
+// headerValues returns the values of every header named name (any case):
+// see sipnet.HeaderValues.
 func headerValues(msg sip.Message, names ...string) []string {
-	var out []string
-	for _, n := range names {
-		for _, h := range msg.GetHeaders(n) {
-			out = append(out, h.Value())
-		}
+	m, ok := msg.(sipnet.HeaderLister)
+	if !ok {
+		return nil
 	}
-	return out
+	return sipnet.HeaderValues(m, names...)
 }
 
 // hasOptionTag reports whether tag is in Supported, Require or Proxy-Require.

@@ -143,10 +143,7 @@ func (c *Core) dialFrom(ep *endpoint, local netip.Addr, dst netip.AddrPort) (*si
 
 // finalize puts Content-Length last (a stream transport needs it, RFC 3261
 // §18.3). It is called once per message, before the message is shared.
-func finalize(msg sip.Message) {
-	removeHeader(msg, "Content-Length")
-	msg.SetBody(msg.Body())
-}
+func finalize(msg sipnet.Editable) { sipnet.SetContentLength(msg) }
 
 // send writes one message along r, outside any transaction.
 func (c *Core) send(r route, msg sip.Message) error {

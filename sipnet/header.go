@@ -59,3 +59,45 @@ func HeaderNameIs(a, b string) bool {
 	}
 	return true
 }
+
+// Editable is a message whose headers and body can be changed:
+// *sip.Request and *sip.Response.
+type Editable interface {
+	HeaderLister
+	RemoveHeader(name string) bool
+	AppendHeader(h sip.Header)
+	Body() []byte
+	SetBody(body []byte)
+}
+
+// SetContentLength replaces every Content-Length of m (any case) by one,
+// its last header, with the length of its body: a stream transport needs
+// it (RFC 3261 §18.3). sipgo's SetBody does the same but looks the old one
+// up first, lowercasing the name of every header on the way (an allocation
+// each); it is used only when a compact-form "l" would be found then.
+func SetContentLength(m Editable) {
+	compact := false
+	for {
+		found := ""
+		for _, h := range m.Headers() {
+			switch n := h.Name(); {
+			case HeaderNameIs(n, "Content-Length"):
+				found = n
+			case HeaderNameIs(n, "l"):
+				compact = true
+			}
+			if found != "" {
+				break
+			}
+		}
+		if found == "" || !m.RemoveHeader(found) {
+			break
+		}
+	}
+	if compact {
+		m.SetBody(m.Body())
+		return
+	}
+	cl := sip.ContentLengthHeader(len(m.Body()))
+	m.AppendHeader(&cl)
+}

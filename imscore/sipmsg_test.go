@@ -1,0 +1,62 @@
+package imscore
+
+import (
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// TestNewResponseAsSipgo checks newResponse against sipgo's
+// NewResponseFromRequest, the To tags (random) aside.
+func TestNewResponseAsSipgo(t *testing.T) {
+	const head = "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n" +
+		"via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK0\r\n" +
+		"Record-Route: <sip:p1.example.net;lr>\r\n" +
+		"record-route: <sip:p2.example.net;lr>\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"From: <sip:alice@example.net>;tag=a1\r\n"
+	const tail = "Call-ID: c1\r\n" +
+		"Timestamp: 54\r\n" +
+		"Supported: path\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	for _, tc := range []struct {
+		method string
+		to     string
+		codes  []int
+	}{
+		{"REGISTER", "To: <sip:alice@example.net>\r\n", []int{100, 200, 401, 423}},
+		{"SUBSCRIBE", "To: <sip:alice@example.net>\r\n", []int{100, 200, 489}},
+		{"SUBSCRIBE", "To: <sip:alice@example.net>;tag=b2\r\n", []int{200}},
+		{"INVITE", "To: <sip:alice@example.net>\r\n", []int{100, 180, 183, 200, 486}},
+		{"ACK", "To: <sip:alice@example.net>;tag=b2\r\n", []int{200}},
+	} {
+		raw := tc.method + " sip:alice@example.net SIP/2.0\r\n" + head + tc.to +
+			"CSeq: 1 " + tc.method + "\r\n" + tail
+		msg, err := sip.ParseMessage([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := msg.(*sip.Request)
+		req.SetSource("192.0.2.1:5062")
+		req.SetTransport("UDP")
+		for _, code := range tc.codes {
+			got := newResponse(req, code, "Reason")
+			want := sip.NewResponseFromRequest(req, code, "Reason", nil)
+			for _, r := range []*sip.Response{got, want} {
+				if code != 100 && !r.To().Params.Has("tag") {
+					t.Errorf("%s %d: no To tag", tc.method, code)
+				}
+				if v, _ := req.To().Params.Get("tag"); v == "" {
+					r.To().Params.Remove("tag")
+				}
+			}
+			if got.String() != want.String() || got.Transport() != want.Transport() ||
+				got.Destination() != want.Destination() {
+				t.Errorf("%s %d:\n%s\nwant\n%s", tc.method, code, got, want)
+			}
+			if cl := got.ContentLength(); cl == nil || *cl != 0 {
+				t.Errorf("%s %d: Content-Length %v", tc.method, code, cl)
+			}
+		}
+	}
+}

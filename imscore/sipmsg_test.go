@@ -1,6 +1,7 @@
 package imscore
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -57,6 +58,50 @@ func TestNewResponseAsSipgo(t *testing.T) {
 			if cl := got.ContentLength(); cl == nil || *cl != 0 {
 				t.Errorf("%s %d: Content-Length %v", tc.method, code, cl)
 			}
+		}
+	}
+}
+
+// TestMwCopyAsClone checks mwCopy against sipgo's Clone, and that edits of
+// the copy's header list leave the original alone.
+func TestMwCopyAsClone(t *testing.T) {
+	raw := "REGISTER sip:example.net;transport=udp SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"From: <sip:alice@example.net>;tag=a1\r\n" +
+		"To: <sip:alice@example.net>\r\n" +
+		"Call-ID: c1\r\n" +
+		"CSeq: 2 REGISTER\r\n" +
+		"Contact: <sip:alice@192.0.2.1:5060>;expires=600\r\n" +
+		"Route: <sip:pcscf.example.net;lr>\r\n" +
+		"Path: <sip:p.example.net;lr>\r\n" +
+		"P-Asserted-Identity: <sip:mallory@example.net>\r\n" +
+		"Content-Length: 3\r\n\r\nabc"
+	for _, tc := range []struct{ name, raw string }{
+		{"with body", raw},
+		{"without Content-Length", strings.Replace(raw, "Content-Length: 3\r\n\r\nabc", "\r\n", 1)},
+	} {
+		msg, err := sip.ParseMessage([]byte(tc.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := msg.(*sip.Request)
+		req.SetSource("192.0.2.1:5060")
+		req.SetTransport("UDP")
+		before := req.String()
+		got, want := mwCopy(req), req.Clone()
+		if got.String() != want.String() || got.Transport() != want.Transport() ||
+			got.Source() != want.Source() || got.Destination() != want.Destination() {
+			t.Errorf("%s: copy\n%s\n(%s %s %s) want\n%s\n(%s %s %s)", tc.name,
+				got, got.Transport(), got.Source(), got.Destination(),
+				want, want.Transport(), want.Source(), want.Destination())
+		}
+		removeHeader(got, "P-Asserted-Identity")
+		removeHeader(got, "Path")
+		got.AppendHeader(sip.NewHeader("Path", "<sip:term@192.0.2.2;lr>"))
+		got.Recipient.UriParams.Add("x", "y")
+		if req.String() != before {
+			t.Errorf("%s: original changed:\n%s", tc.name, req)
 		}
 	}
 }

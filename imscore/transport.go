@@ -147,7 +147,7 @@ func finalize(msg sipnet.Editable) { sipnet.SetContentLength(msg) }
 
 // send writes one message along r, outside any transaction.
 func (c *Core) send(r route, msg sip.Message) error {
-	if err := c.tp.Send(c.ctx, r, []byte(msg.String())); err != nil {
+	if err := c.tp.SendMsg(c.ctx, r, msg); err != nil {
 		c.log.Warn("send failed", "route", r.String(), "err", err)
 		return fmt.Errorf("send %s: %w", r, err)
 	}

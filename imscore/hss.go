@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -68,10 +69,11 @@ type hss struct {
 }
 
 type hssEntry struct {
-	sub Subscriber
-	mil *milenage.Cipher // not safe for concurrent use: guarded by hss.mu
-	seq uint64           // SEQ_HE: the SEQ of the last SQN issued
-	ind uint64           // the fixed IND of every SQN this HSS issues
+	sub   Subscriber
+	impus []string         // canonURI of each of sub.IMPUs
+	mil   *milenage.Cipher // not safe for concurrent use: guarded by hss.mu
+	seq   uint64           // SEQ_HE: the SEQ of the last SQN issued
+	ind   uint64           // the fixed IND of every SQN this HSS issues
 }
 
 // vector is one authentication vector (RAND, XRES, CK, IK, AUTN) plus the
@@ -93,15 +95,18 @@ func newHSS(subs []Subscriber) *hss {
 		e := &hssEntry{sub: s, mil: milenage.New(s.K, s.OPc), seq: s.SQN >> indBits, ind: s.SQN & indMask}
 		h.byIMPI[strings.ToLower(s.IMPI)] = e
 		for _, u := range s.IMPUs {
-			h.byIMPU[canonURI(u)] = e
+			cu := canonURI(u)
+			e.impus = append(e.impus, cu)
+			h.byIMPU[cu] = e
 		}
 	}
 	return h
 }
 
-// lookup returns a copy of the subscriber with this IMPI, or with this IMPU
-// when impi is empty.
-func (h *hss) lookup(impi, impu string) (Subscriber, bool) {
+// lookup returns the entry of the subscriber with this IMPI, or with this
+// IMPU when impi is empty. An entry's sub and impus are never changed after
+// newHSS: they can be read without the lock.
+func (h *hss) lookup(impi, impu string) (*hssEntry, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var e *hssEntry
@@ -111,21 +116,21 @@ func (h *hss) lookup(impi, impu string) (Subscriber, bool) {
 		e = h.byIMPU[canonURI(impu)]
 	}
 	if e == nil {
-		return Subscriber{}, false
+		return nil, false
 	}
-	return e.sub, true
+	return e, true
 }
 
 // authorize implements hssClient (UAR).
 func (h *hss) authorize(impi, impu string) (Subscriber, error) {
-	sub, ok := h.lookup(impi, impu)
+	e, ok := h.lookup(impi, impu)
 	switch {
 	case !ok:
 		return Subscriber{}, errUnknownSubscriber
-	case impu != "" && !sub.hasIMPU(impu):
-		return sub, errIMPUNotOfIMPI
+	case impu != "" && !slices.Contains(e.impus, canonURI(impu)): // Subscriber.hasIMPU
+		return e.sub, errIMPUNotOfIMPI
 	}
-	return sub, nil
+	return e.sub, nil
 }
 
 // vectors implements hssClient (MAR): an optional resynchronisation, then

@@ -50,6 +50,32 @@ type mwAnswer struct {
 	then func()
 }
 
+// mwCopy is the copy of a received request the P-CSCF hands the S-CSCF: a
+// request of its own (header list, Request-URI) whose headers are those of
+// req, shared rather than cloned as sipgo's Clone does (a dozen allocations
+// for a REGISTER). Neither role changes a received header in place: the
+// P-CSCF edits its copy by removing and appending headers, and what the
+// S-CSCF keeps of a request (the Contact of a binding) it clones. The body
+// is shared too (it is never written). Otherwise as Clone: version,
+// Content-Length as SetBody leaves it, transport, source, and the
+// destination if one was set (else Destination derives the same from the
+// same Route, Request-URI and transport).
+func mwCopy(req *sip.Request) *sip.Request {
+	fwd := sip.NewRequest(req.Method, req.Recipient) // clones the URI's parameters
+	fwd.SipVersion = req.SipVersion
+	for _, h := range req.Headers() {
+		fwd.AppendHeader(h)
+	}
+	fwd.SetBody(req.Body())
+	fwd.SetTransport(req.Transport())
+	fwd.SetSource(req.Source())
+	if d := req.MessageData.Destination(); d != "" {
+		fwd.SetDestination(d)
+	}
+	fwd.Laddr = req.Laddr
+	return fwd
+}
+
 // Values of the integrity-protected parameter (TS 24.229 §5.2.2.1,
 // §5.4.1.2.1; "ip-assoc-pending" is Kamailio's spelling of the temporary
 // set's state).

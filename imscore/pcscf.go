@@ -320,7 +320,7 @@ func (p *pcscf) secAgreeFail(req *sip.Request, r route, set *secSet, code int, r
 // transport, and without a P-Asserted-Identity of the UE's own (RFC 3325
 // §5: only the P-CSCF asserts).
 func (p *pcscf) copyFor(in inbound, req *sip.Request) *sip.Request {
-	fwd := req.Clone()
+	fwd := mwCopy(req)
 	fwd.SetSource(in.remote.String())
 	fwd.SetTransport(in.transport)
 	if !p.c.cfg.CKIKInChallenge {

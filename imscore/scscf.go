@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsue/imsue/digest"
+	"github.com/imsue/imsue/sipnet"
 )
 
 // The S-CSCF role: registrar with Digest AKA (RFC 3310, RFC 4169) or plain
@@ -288,7 +289,7 @@ func (s *scscf) registerLocked(req *sip.Request, rr regRequest) (*sip.Response, 
 	}
 	auth, ip, sub := rr.auth, rr.ip, rr.sub
 
-	contacts := req.GetHeaders("Contact")
+	contacts := sipnet.HeadersNamed(req, "Contact")
 	if len(contacts) == 0 {
 		return fail(sip.StatusBadRequest, "Missing Contact")
 	}

@@ -1,29 +1,86 @@
 package imscore
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Helpers on SIP messages shared by the roles.
 
-// newResponse builds a response per RFC 3261 §8.2.6 (sipgo adds the To tag
-// and the RFC 3581 received/rport).
+// newResponse builds a response per RFC 3261 §8.2.6, as sipgo's
+// NewResponseFromRequest does (with an empty body) but without its
+// GetHeaders, which lowercases the name of every header of the request (an
+// allocation each) for the Vias alone. The response has, in this order:
+// the Record-Routes of a request that can create a dialog when the response
+// is 18x or 2xx (RFC 3261 §12.1.1, §20 Table 3), the Vias (§8.2.6.2, with
+// the RFC 3581 §4 received and rport when the request asked for rport),
+// From, To (with a tag unless 100, §8.2.6.2), Call-ID, CSeq, a 100's
+// Timestamp (§8.2.6.1) and Content-Length: 0.
 func newResponse(req *sip.Request, code int, reason string) *sip.Response {
-	return sip.NewResponseFromRequest(req, code, reason, nil)
-}
-
-// headerValues returns the values of every header named name (any case).
-func headerValues(msg sip.Message, names ...string) []string {
-	var out []string
-	for _, n := range names {
-		for _, h := range msg.GetHeaders(n) {
-			out = append(out, h.Value())
+	res := sip.NewResponse(code, reason)
+	res.SipVersion = req.SipVersion
+	dialog := req.Method != sip.REGISTER && !req.IsAck() &&
+		(code >= 180 && code < 190 || code >= 200 && code < 300 ||
+			req.IsInvite() && code > 100 && code < 200)
+	if dialog {
+		copyHeaders(req, res, "Record-Route")
+	}
+	copyHeaders(req, res, "Via")
+	if h := req.From(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := req.To(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := req.CallID(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := req.CSeq(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := res.Via(); h != nil {
+		if val, ok := h.Params.Get("rport"); ok && val == "" {
+			host, port, _ := net.SplitHostPort(req.Source())
+			h.Params.Add("rport", port)
+			h.Params.Add("received", host)
 		}
 	}
-	return out
+	if code == sip.StatusTrying {
+		copyHeaders(req, res, "Timestamp")
+	} else if h := res.To(); h != nil && !h.Params.Has("tag") {
+		h.Params.Add("tag", uuid.NewString())
+	}
+	cl := sip.ContentLengthHeader(0)
+	res.AppendHeader(&cl)
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
+	return res
+}
+
+// copyHeaders appends to res a clone of every header of req named name
+// (any case), in order.
+func copyHeaders(req *sip.Request, res *sip.Response, name string) {
+	for _, h := range req.Headers() {
+		if sipnet.HeaderNameIs(h.Name(), name) {
+			res.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+}
+
+// headerValues returns the values of every header named name (any case):
+// see sipnet.HeaderValues.
+func headerValues(msg sip.Message, names ...string) []string {
+	m, ok := msg.(sipnet.HeaderLister)
+	if !ok {
+		return nil
+	}
+	return sipnet.HeaderValues(m, names...)
 }
 
 // hasOptionTag reports whether tag is in Supported, Require or Proxy-Require.

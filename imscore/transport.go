@@ -143,14 +143,11 @@ func (c *Core) dialFrom(ep *endpoint, local netip.Addr, dst netip.AddrPort) (*si
 
 // finalize puts Content-Length last (a stream transport needs it, RFC 3261
 // §18.3). It is called once per message, before the message is shared.
-func finalize(msg sip.Message) {
-	removeHeader(msg, "Content-Length")
-	msg.SetBody(msg.Body())
-}
+func finalize(msg sipnet.Editable) { sipnet.SetContentLength(msg) }
 
 // send writes one message along r, outside any transaction.
 func (c *Core) send(r route, msg sip.Message) error {
-	if err := c.tp.Send(c.ctx, r, []byte(msg.String())); err != nil {
+	if err := c.tp.SendMsg(c.ctx, r, msg); err != nil {
 		c.log.Warn("send failed", "route", r.String(), "err", err)
 		return fmt.Errorf("send %s: %w", r, err)
 	}

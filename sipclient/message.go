@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsue/imsue/sipnet"
 )
 
 // Helpers to build and read SIP messages with sipgo's types.
@@ -65,39 +67,8 @@ func setHeader(m headerer, name, value string) {
 }
 
 // headerValues returns the values of every header named name (any case),
-// in order, each as received (sipgo trims the whitespace around a value).
-// It walks the headers itself: sipgo's GetHeaders lowercases the name of
-// every header in the message, an allocation each, on every call.
-func headerValues(m headerer, name string) []string {
-	var vs []string
-	for _, h := range m.Headers() {
-		if headerNameIs(h.Name(), name) {
-			vs = append(vs, h.Value())
-		}
-	}
-	return vs
-}
-
-// headerNameIs compares two header names as sipgo's GetHeaders does:
-// ASCII letters in any case (names are tokens, RFC 3261 §25.1).
-func headerNameIs(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
+// in order: see sipnet.HeaderValues.
+func headerValues(m headerer, name string) []string { return sipnet.HeaderValues(m, name) }
 
 // splitList splits header values that hold comma-separated lists of
 // name-addr or addr-spec entries (P-Associated-URI, Service-Route, Path),

@@ -577,14 +577,13 @@ func (c *Client) contact(expires time.Duration) *sip.ContactHeader {
 // noBody gives a request built here its Content-Length: 0. sipgo's
 // SetBody(nil) first looks for one to replace, lowercasing every header's
 // name on the way (an allocation each); only Config.Headers can have added
-// one, so without them it is appended directly.
+// one, so without them it is appended directly (sipnet.SetContentLength).
 func (c *Client) noBody(req *sip.Request) {
 	if len(c.s.extra) > 0 {
 		req.SetBody(nil)
 		return
 	}
-	cl := sip.ContentLengthHeader(0)
-	req.AppendHeader(&cl)
+	sipnet.SetContentLength(req)
 }
 
 // addHeaders applies Config.Headers: each replaces the UE's header of the

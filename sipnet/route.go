@@ -102,6 +102,15 @@ func (t *Transport) Send(ctx context.Context, r Route, data []byte) error {
 	return t.write(&r, data)
 }
 
+// SendMsg is Send of msg marshalled into a pooled buffer (see marshal),
+// handed back once sent: neither the sockets nor the sinks keep the bytes
+// they are given (Packet.Data).
+func (t *Transport) SendMsg(ctx context.Context, r Route, msg sip.Message) error {
+	b := marshal(msg)
+	defer putMsgBuf(b)
+	return t.Send(ctx, r, b.Bytes())
+}
+
 // resolve returns r with the TCP connection it uses in Conn (found or
 // dialled); over UDP Conn stays nil.
 func (t *Transport) resolve(ctx context.Context, r Route) (Route, error) {

@@ -64,8 +64,16 @@ func (c *Client) ensureSubscribed(ctx context.Context) {
 // and leaves no active subscription; the next registration refresh tries
 // again. Like every non-REGISTER request it goes over the SAs with the
 // P-CSCF's protected port and the Service-Route as route set, and without
-// Security-Verify or sec-agree (TS 24.229 §5.1.2A.1).
+// Security-Verify or sec-agree (TS 24.229 §5.1.2A.1). Its transaction
+// never outlasts the next registration refresh: Run waits for it, and a
+// P-CSCF that leaves a SUBSCRIBE unanswered must not hold up the refresh
+// for Timer F.
 func (c *Client) subscribe(ctx context.Context) {
+	if !c.refreshAt.IsZero() && time.Until(c.refreshAt) < c.s.timers.T1*64 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, c.refreshAt)
+		defer cancel()
+	}
 	s := c.sub
 	if s == nil {
 		target, err := parseURI(c.reg.IMPU)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsue/imsue/imscore"
 	"github.com/imsue/imsue/internal/testenv"
 	"github.com/imsue/imsue/sipnet"
 )
@@ -52,5 +53,20 @@ func TestSubscriptionTerminated(t *testing.T) {
 				t.Errorf("%d SUBSCRIBEs after a refresh; a %s subscription is not renewed", s, tc.reason)
 			}
 		})
+	}
+}
+
+// A P-CSCF that never answers the reg-event SUBSCRIBE does not hold up the
+// registration refresh for Timer F: the SUBSCRIBE gives up at the refresh.
+func TestUnansweredSubscribeDoesNotDelayRefresh(t *testing.T) {
+	faults := &imscore.Faults{}
+	core := startCore(t, func(c *imscore.Config) { c.Faults = faults; c.MaxExpires = 2 * time.Second })
+	// T1 500 ms: Timer F is 32 s, far beyond the refresh due after 1 s.
+	c, _, _ := ue(t, core, func(c *Config) { c.Timers = sipnet.Timers{T1: 500 * time.Millisecond} })
+	faults.DropRequests("SUBSCRIBE", 1000)
+	stop := runUE(t, c)
+	defer stop()
+	if !testenv.Poll(5*time.Second, func() bool { return core.Stats().Registered >= 2 }) {
+		t.Fatalf("no refresh within 5 s while the SUBSCRIBE went unanswered: %+v", core.Stats())
 	}
 }

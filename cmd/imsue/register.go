@@ -56,7 +56,7 @@ type registerFlags struct {
 	deregTimeout, t1, t2, t4                       time.Duration
 	stateDir                                       string
 	headers, icsi                                  []string
-	smsip, noInstance                              bool
+	smsip, noInstance, noRegEvent                  bool
 	portUS, portUC                                 int
 	minRefresh                                     time.Duration
 	pani                                           string
@@ -117,6 +117,7 @@ spi_ps, port_uc, port_us, port_pc, port_ps}, timings_ms, deregistration
 	fl.IntVar(&f.portUS, "port-us", 0, "protected server port port_us (0: chosen); fixed ports make captures reproducible")
 	fl.IntVar(&f.portUC, "port-uc", 0, "protected client port port_uc of the initial registration (0: chosen; re-registrations take new ones, TS 33.203 §7.4)")
 	fl.DurationVar(&f.minRefresh, "min-refresh", sipclient.DefaultMinRefresh, "never refresh faster than this, however short the lifetime granted (lower it for labs with lifetimes of seconds)")
+	fl.BoolVar(&f.noRegEvent, "no-reg-event", false, "do not subscribe to the reg event (RFC 3680) while registered")
 	fl.BoolVar(&f.noInstance, "no-instance", false, "no +sip.instance in the Contact (and no GRUU asked for)")
 	fl.DurationVar(&f.deregTimeout, "dereg-timeout", sipclient.DefaultDeregTimeout, "how long to wait for the answer to the de-REGISTER")
 	fl.DurationVar(&f.t1, "t1", sipnet.UETimers.T1, "SIP timer T1, the first UDP retransmission (TS 24.229 Table 7.7.1); Timer F = 64·T1 bounds a transaction")
@@ -224,6 +225,7 @@ func (f *registerFlags) config() (sipclient.Config, error) {
 		cfg.ICSI = []string{} // --icsi given empty: none
 	}
 	cfg.SMSIP = f.smsip
+	cfg.NoRegEvent = f.noRegEvent
 	cfg.PANI = f.pani
 	if f.hold < 0 {
 		return cfg, usageError(fmt.Errorf("--hold %s: negative", f.hold))

@@ -353,7 +353,7 @@ func TestUMLReregister(t *testing.T) {
 				t.Fatalf("imsue: %v\n%s", err, u.stderrText())
 			}
 			if res := u.result(t); res.Result != "registered" || res.Deregistration == nil || !res.Deregistration.Confirmed {
-				t.Errorf("imsue --json: %s", u.stdout.String())
+				t.Errorf("imsue --json: %s\n%s", u.stdout.String(), u.stderrText())
 			}
 			requireEmpty(t, lab.UE, "after SIGTERM")
 		})

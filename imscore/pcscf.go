@@ -198,11 +198,12 @@ func (p *pcscf) onProtected(in inbound, req *sip.Request) {
 	const noSA = "port_ps: no security association from this address and port"
 	p.mu.Lock()
 	closed, set := p.closed, p.byFlow[in.remote]
+	noSet := set == nil || set.removed // read under the lock: a drop writes it
 	p.mu.Unlock()
 	switch {
 	case closed:
 		return
-	case set == nil || set.removed:
+	case noSet:
 		c.discard(in, req, noSA)
 		return
 	case c.retransmission(req):

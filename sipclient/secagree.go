@@ -265,13 +265,26 @@ func (c *Client) arrivedOver(in *sipnet.Inbound) (id uint64, ok bool) {
 }
 
 // protectedRoute is how requests go over set s: from port_uc to port_ps.
-// Only a response that came back over s completes them (TS 33.203 §7.1:
-// from port_ps to port_uc, or from port_pc to port_us): one sent in clear
-// from elsewhere, or to the unprotected port, is dropped.
+// Only a response from the P-CSCF's protected ports of s to the UE's
+// completes them (betweenPorts): one from any other port, or to the
+// unprotected port, is dropped.
 func (c *Client) protectedRoute(s *saState) sipnet.Route {
 	r := c.route(c.s.network, s.ue.PortC, netip.AddrPortFrom(c.s.pcscf.Addr(), s.pcscf.PortS))
-	r.Accept = func(in *sipnet.Inbound) bool { return c.carried(s, in) }
+	r.Accept = func(in *sipnet.Inbound) bool { return c.betweenPorts(s, in) }
 	return r
+}
+
+// betweenPorts reports whether a response came from the P-CSCF's protected
+// ports of set s (port_pc or port_ps) to the UE's (port_us or port_uc).
+// Kamailio 5.6 answers UDP requests over an established set from port_ps
+// to port_us, a pair no SA covers (so in clear); that is tolerated. What
+// comes from any other port, or to the unprotected port, is refused.
+func (c *Client) betweenPorts(s *saState, in *sipnet.Inbound) bool {
+	if s == nil || in.Remote.Addr() != c.s.pcscf.Addr() {
+		return false
+	}
+	from, to := in.Remote.Port(), in.Local.Port()
+	return (from == s.pcscf.PortC || from == s.pcscf.PortS) && (to == s.ue.PortS || to == s.ue.PortC)
 }
 
 // carried reports whether a message arrived over set s: from port_pc to
